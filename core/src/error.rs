@@ -1,0 +1,121 @@
+//! The one error type of a request, and the one place where an error becomes a status and a body.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::extract::ExtractError;
+use crate::names::InvalidName;
+
+/// Everything that can end a request without dist-tags, named from the client's point of view.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The package name breaks npm's rules; nothing was read.
+    #[error("{0}")]
+    InvalidName(#[from] InvalidName),
+    /// No route has this path.
+    #[error("not found")]
+    RouteNotFound,
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// Value of the `Allow` header.
+        allow: &'static str,
+    },
+    /// Neither the store nor the upstream has the package.
+    #[error("{0}")]
+    PackageNotFound(String),
+    /// Reading the store failed for a reason other than a missing object.
+    #[error("reading {key} from the store failed: {source}")]
+    Store {
+        /// The object that was being read.
+        key: String,
+        /// What object_store reported.
+        source: object_store::Error,
+    },
+    /// The configured bucket or container does not exist: a broken deployment, not a missing package.
+    #[error("the store's bucket or container does not exist ({0})")]
+    StoreMissing(String),
+    /// The stored packument's top-level `dist-tags` cannot be read.
+    #[error("stored packument {key} is unreadable: {source}")]
+    Corrupt {
+        /// The object that was read.
+        key: String,
+        /// What is wrong with it.
+        source: ExtractError,
+    },
+    /// The upstream registry could not be reached or answered with a server error.
+    #[error("upstream registry unavailable: {0}")]
+    UpstreamUnavailable(String),
+    /// The upstream registry did not answer in time.
+    #[error("upstream registry timed out: {0}")]
+    UpstreamTimeout(String),
+    /// The upstream registry answered something that is not dist-tags.
+    #[error("upstream registry sent an invalid answer: {0}")]
+    UpstreamInvalid(String),
+}
+
+impl Error {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidName(_) => StatusCode::BAD_REQUEST,
+            Self::RouteNotFound | Self::PackageNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Store { .. } | Self::StoreMissing(_) | Self::Corrupt { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::UpstreamUnavailable(_) | Self::UpstreamInvalid(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The message a client sees: it names what failed, never a store detail, URL or credential.
+    pub fn client_message(&self) -> String {
+        match self {
+            Self::Store { .. } => "could not read the package from the registry's store".into(),
+            Self::StoreMissing(_) => "the registry's store is misconfigured".into(),
+            Self::Corrupt { source, .. } => {
+                format!("the stored package document is unreadable: {source}")
+            }
+            Self::UpstreamUnavailable(_) => "the upstream registry is unavailable".into(),
+            Self::UpstreamTimeout(_) => "the upstream registry did not answer in time".into(),
+            Self::UpstreamInvalid(_) => "the upstream registry sent an invalid answer".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The response for this error: `{"ok":false,"error":…}` with its status, and `Allow` for a 405.
+    pub fn into_response(self) -> Response<Bytes> {
+        let body = ErrorBody {
+            ok: false,
+            error: &self.client_message(),
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_else(|_| br#"{"ok":false}"#.to_vec());
+        let mut response = json_response(self.status(), Bytes::from(body));
+        if let Self::MethodNotAllowed { allow } = self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// npm's error shape, `ok` first as the registry writes it.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    ok: bool,
+    error: &'a str,
+}
+
+/// A response with a JSON body and its `Content-Type`.
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

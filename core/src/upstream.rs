@@ -1,0 +1,143 @@
+//! The upstream registry: asked for a package's dist-tags when the store does not have it.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use http::StatusCode;
+use reqwest::header::ACCEPT;
+
+use crate::error::Error;
+use crate::extract::{DistTags, Extractor, MAX_DIST_TAGS_LEN};
+use crate::names::PackageName;
+
+/// A registry that may know packages the store does not.
+#[async_trait]
+pub trait Upstream: Send + Sync {
+    /// The package's dist-tags; `Ok(None)` when the upstream says it does not exist.
+    async fn dist_tags(&self, name: &PackageName) -> Result<Option<DistTags>, Error>;
+}
+
+/// An npm registry over HTTP; one client, built once, shared by all requests.
+pub struct HttpUpstream {
+    client: reqwest::Client,
+    /// Base URL, ending in `/`.
+    base: String,
+    /// Set once the upstream has answered the dist-tags endpoint: from then on its 404 is final.
+    has_endpoint: AtomicBool,
+}
+
+impl fmt::Debug for HttpUpstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The base URL may carry credentials: it is not printed.
+        f.debug_struct("HttpUpstream").finish_non_exhaustive()
+    }
+}
+
+/// npm's abbreviated packument, preferred, with the full document as a fallback.
+const PACKUMENT_ACCEPT: &str =
+    "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
+
+impl HttpUpstream {
+    /// An upstream at `base` using `client` (whose timeouts bound every call).
+    pub fn new(client: reqwest::Client, base: &url::Url) -> Self {
+        let mut base = base.as_str().to_owned();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        Self {
+            client,
+            base,
+            has_endpoint: AtomicBool::new(false),
+        }
+    }
+
+    async fn get(&self, url: &str, accept: &str) -> Result<reqwest::Response, Error> {
+        self.client
+            .get(url)
+            .header(ACCEPT, accept)
+            .send()
+            .await
+            .map_err(transport_error)
+    }
+
+    /// Reads the dist-tags endpoint's small answer, refusing one that is too large to be dist-tags.
+    async fn read_tags(mut response: reqwest::Response) -> Result<DistTags, Error> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_DIST_TAGS_LEN {
+                return Err(Error::UpstreamInvalid("dist-tags answer too large".into()));
+            }
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            Error::UpstreamInvalid(format!("dist-tags answer is not a tag object: {e}"))
+        })
+    }
+
+    /// Streams a packument through the extractor, stopping as soon as its dist-tags are complete.
+    async fn read_packument(mut response: reqwest::Response) -> Result<DistTags, Error> {
+        let mut extractor = Extractor::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            if let Some(tags) = extractor
+                .feed(&chunk)
+                .map_err(|e| Error::UpstreamInvalid(e.to_string()))?
+            {
+                return Ok(tags);
+            }
+        }
+        extractor
+            .finish()
+            .map_err(|e| Error::UpstreamInvalid(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Upstream for HttpUpstream {
+    async fn dist_tags(&self, name: &PackageName) -> Result<Option<DistTags>, Error> {
+        let segment = name.upstream_segment();
+        let endpoint = format!("{}-/package/{segment}/dist-tags", self.base);
+        let response = self.get(&endpoint, "application/json").await?;
+        match response.status() {
+            StatusCode::OK => {
+                self.has_endpoint.store(true, Ordering::Relaxed);
+                return Self::read_tags(response).await.map(Some);
+            }
+            StatusCode::NOT_FOUND if self.has_endpoint.load(Ordering::Relaxed) => return Ok(None),
+            // A registry without the endpoint: ask for the (abbreviated) packument instead.
+            StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::NOT_IMPLEMENTED => {}
+            other => return Err(status_error(other)),
+        }
+        let response = self
+            .get(&format!("{}{segment}", self.base), PACKUMENT_ACCEPT)
+            .await?;
+        match response.status() {
+            StatusCode::OK => Self::read_packument(response).await.map(Some),
+            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
+            other => Err(status_error(other)),
+        }
+    }
+}
+
+fn status_error(status: StatusCode) -> Error {
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        Error::UpstreamUnavailable(format!("it answered {status}"))
+    } else {
+        Error::UpstreamInvalid(format!("it answered {status}"))
+    }
+}
+
+/// Classifies a transport failure; the URL is dropped because it may carry credentials.
+fn transport_error(e: reqwest::Error) -> Error {
+    let (timed_out, decode) = (e.is_timeout(), e.is_decode());
+    let message = e.without_url().to_string();
+    if timed_out {
+        Error::UpstreamTimeout(message)
+    } else if decode {
+        Error::UpstreamInvalid(message)
+    } else {
+        Error::UpstreamUnavailable(message)
+    }
+}

@@ -1,0 +1,102 @@
+//! The real npm CLI as the client: `npm dist-tag ls` against a running `disttags serve`.
+
+use std::process::{Command, Output};
+
+use disttags_tests::target::Target;
+use disttags_tests::{Behaviour, TestUpstream, packument, shared_packument};
+
+fn npm(registry: &str, home: &std::path::Path, args: &[&str]) -> Output {
+    let userconfig = home.join(".npmrc");
+    if !userconfig.exists() {
+        std::fs::write(&userconfig, "").expect("empty npmrc");
+    }
+    Command::new("npm")
+        .args(args)
+        .arg("--registry")
+        .arg(registry)
+        // Nothing from the machine's own npm setup: an empty user config, a throw-away cache.
+        .env("npm_config_userconfig", &userconfig)
+        .env("npm_config_cache", home.join("cache"))
+        .env("npm_config_update_notifier", "false")
+        .env("npm_config_fund", "false")
+        .env("npm_config_audit", "false")
+        .env("npm_config_fetch_retries", "0")
+        .env_remove("npm_config_registry")
+        .env_remove("NPM_CONFIG_REGISTRY")
+        .output()
+        .expect("npm is installed (scripts/test checks for it)")
+}
+
+fn lines(output: &Output) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_dist_tag_ls_through_disttags_serve() {
+    let upstream = TestUpstream::start(
+        &[(
+            "upstream-only",
+            Behaviour::Tags(r#"{"latest":"2.0.0","beta":"3.0.0-beta.1"}"#),
+        )],
+        true,
+    )
+    .await;
+    let left_pad = shared_packument("left-pad.front.json.gz");
+    let expected: serde_json::Value = serde_json::from_slice(&left_pad).expect("json");
+    let store = vec![
+        ("left-pad/index.json", left_pad.clone()),
+        (
+            "@scope/pkg/index.json",
+            packument(
+                "@scope/pkg",
+                Some(r#"{"latest":"1.0.0","next":"2.0.0-rc.1"}"#),
+            ),
+        ),
+    ];
+    let target = Target::local(&store, &upstream, &[]).await;
+    let Target::Http { addr, .. } = &target else {
+        unreachable!("local is an HTTP target")
+    };
+    let registry = format!("http://{addr}/");
+    let home = tempfile::tempdir().expect("tempdir");
+
+    let out = npm(&registry, home.path(), &["dist-tag", "ls", "left-pad"]);
+    assert!(out.status.success(), "{out:?}");
+    let want: Vec<String> = expected["dist-tags"]
+        .as_object()
+        .expect("tags")
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(lines(&out), want);
+
+    let out = npm(&registry, home.path(), &["dist-tag", "ls", "@scope/pkg"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(lines(&out), ["latest: 1.0.0", "next: 2.0.0-rc.1"]);
+
+    let out = npm(&registry, home.path(), &["dist-tag", "ls", "upstream-only"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(lines(&out), ["beta: 3.0.0-beta.1", "latest: 2.0.0"]);
+
+    let out = npm(
+        &registry,
+        home.path(),
+        &["dist-tag", "ls", "no-such-package"],
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("E404") && stderr.contains("no-such-package"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    // Repeat lookups revalidate with If-None-Match and still print the tags.
+    let out = npm(&registry, home.path(), &["dist-tag", "ls", "@scope/pkg"]);
+    assert_eq!(lines(&out), ["latest: 1.0.0", "next: 2.0.0-rc.1"]);
+}
