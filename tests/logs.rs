@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use disttags_core::{Identity, RequestContext};
+use disttags_core::Identity;
 use disttags_tests::LogEndpoint;
+use disttags_tests::target::Sent;
 use http::Method;
 
 use crate::fixture;
@@ -15,14 +16,20 @@ const STORED: &str = "/-/package/left-pad/dist-tags";
 #[tokio::test]
 async fn error_event_carries_identity_and_request_id_once() {
     let (t, _) = fixture("in_process", &[]).await;
-    let context = RequestContext {
-        identity: Some(Identity {
-            name: "alice".into(),
-            avatar: Some("https://avatars.example/alice.png".into()),
-        }),
-        request_id: Some("req-42".into()),
+    let alice = Identity {
+        name: "alice".into(),
+        avatar: Some("https://avatars.example/alice.png".into()),
     };
-    let reply = t.send_with(Method::GET, CORRUPT, &[], context).await;
+    let reply = t
+        .transport
+        .send(Sent {
+            method: &Method::GET,
+            path: CORRUPT,
+            headers: &[],
+            identity: Some(&alice),
+            request_id: Some("req-42"),
+        })
+        .await;
     assert_eq!(reply.status, 500);
     let events = t.events(1).await;
     assert_eq!(events.len(), 1, "{events:?}");

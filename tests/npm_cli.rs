@@ -59,10 +59,7 @@ async fn npm_dist_tag_ls_through_disttags_serve() {
         ),
     ];
     let target = Target::local(&store, &upstream, &[]).await;
-    let Target::Http { addr, .. } = &target else {
-        unreachable!("local is an HTTP target")
-    };
-    let registry = format!("http://{addr}/");
+    let registry = format!("{}/", target.url().expect("local serves HTTP"));
     let home = tempfile::tempdir().expect("tempdir");
 
     let out = npm(&registry, home.path(), &["dist-tag", "ls", "left-pad"]);

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use disttags_core::{App, Config, Defaults, LogEvent, RequestContext};
+use std::future::Future;
+use std::pin::Pin;
+
+use disttags_core::{App, Config, Defaults, Identity, LogEvent, RequestContext};
 use http::{HeaderMap, Method, Request};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -91,38 +94,147 @@ impl Reply {
     }
 }
 
+/// A boxed future, so transports can be trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One request as a case states it, before a platform dresses it up.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent<'a> {
+    /// Method.
+    pub method: &'a Method,
+    /// Path relative to the registry's base (`/-/package/…`), sent byte for byte.
+    pub path: &'a str,
+    /// Extra headers.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The caller, carried the way the platform carries an authenticated user.
+    pub identity: Option<&'a Identity>,
+    /// The request id the platform assigns, where the transport can choose it.
+    pub request_id: Option<&'a str>,
+}
+
+/// How cases reach one kind of target: its platform's way of carrying a request, and its log output.
+pub trait Transport: Send + Sync {
+    /// Sends one request and returns the HTTP answer the platform would give the client.
+    fn send<'a>(&'a self, request: Sent<'a>) -> BoxFuture<'a, Reply>;
+    /// Log events written so far.
+    fn events(&self) -> Vec<serde_json::Value>;
+    /// Whether an identity given in [`Sent`] reaches the core on this platform.
+    fn carries_identity(&self) -> bool;
+    /// The registry URL an HTTP client (npm) can use, where the platform serves plain HTTP.
+    fn url(&self) -> Option<String> {
+        None
+    }
+}
+
 /// A running endpoint that cases send requests to.
-pub enum Target {
-    /// The core's `App::handle`, called directly; events collected by a closure sink.
-    InProcess {
-        /// The app.
-        app: Box<App>,
-        /// Events emitted so far.
-        events: Arc<Mutex<Vec<LogEvent>>>,
-    },
-    /// A shim binary serving HTTP on 127.0.0.1.
-    Http {
-        /// The process.
-        process: Process,
-        /// `host:port`.
-        addr: String,
-        /// Path prefix the platform puts in front of the registry's paths.
-        prefix: String,
-        /// Keeps the file store alive.
-        _dir: tempfile::TempDir,
-    },
+pub struct Target {
+    /// How requests reach it.
+    pub transport: Box<dyn Transport>,
+    /// Keeps a process's file store alive.
+    pub dir: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::InProcess { .. } => f.write_str("Target::InProcess"),
-            Self::Http { addr, .. } => write!(f, "Target::Http({addr})"),
-        }
+        f.debug_struct("Target").finish_non_exhaustive()
     }
 }
 
-fn target_vars(upstream: &TestUpstream, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+/// The core's `App::handle`, called directly; events collected by a closure sink.
+#[derive(Debug)]
+pub struct InProcess {
+    app: App,
+    events: Arc<Mutex<Vec<LogEvent>>>,
+}
+
+impl Transport for InProcess {
+    fn send<'a>(&'a self, sent: Sent<'a>) -> BoxFuture<'a, Reply> {
+        Box::pin(async move {
+            let mut builder = Request::builder()
+                .method(sent.method.clone())
+                .uri(sent.path);
+            for (k, v) in sent.headers {
+                builder = builder.header(*k, *v);
+            }
+            let mut request = builder.body(Bytes::new()).expect("request");
+            request.extensions_mut().insert(RequestContext {
+                identity: sent.identity.cloned(),
+                request_id: sent.request_id.map(str::to_owned),
+            });
+            let (parts, body) = self.app.handle(request).await.into_parts();
+            Reply {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body,
+            }
+        })
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        self.events
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|e| serde_json::to_value(e).expect("event json"))
+            .collect()
+    }
+
+    fn carries_identity(&self) -> bool {
+        true
+    }
+}
+
+/// Adds a platform's identity headers to a request.
+pub type IdentityHeaders = fn(&Identity) -> Vec<(String, String)>;
+
+/// A shim process serving plain HTTP on 127.0.0.1.
+#[derive(Debug)]
+pub struct HttpProcess {
+    /// The process.
+    pub process: Process,
+    /// `host:port`.
+    pub addr: String,
+    /// Path prefix the platform puts in front of the registry's paths.
+    pub prefix: String,
+    /// How this platform's gateway tells the shim who is calling; `None` where nothing is trusted.
+    pub identity: Option<IdentityHeaders>,
+}
+
+impl Transport for HttpProcess {
+    fn send<'a>(&'a self, sent: Sent<'a>) -> BoxFuture<'a, Reply> {
+        Box::pin(async move {
+            let mut headers: Vec<(String, String)> = sent
+                .headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            if let (Some(identity), Some(add)) = (sent.identity, self.identity) {
+                headers.extend(add(identity));
+            }
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let path = format!("{}{}", self.prefix, sent.path);
+            raw_request(&self.addr, sent.method.clone(), &path, &headers).await
+        })
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        self.process.events()
+    }
+
+    fn carries_identity(&self) -> bool {
+        self.identity.is_some()
+    }
+
+    fn url(&self) -> Option<String> {
+        Some(format!("http://{}{}", self.addr, self.prefix))
+    }
+}
+
+/// The environment every target shares: the test upstream, with a short timeout for the hang case.
+pub fn target_vars(upstream: &TestUpstream, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut vars = vec![
         ("DISTTAGS_UPSTREAM".to_owned(), upstream.url.clone()),
         (
@@ -136,6 +248,29 @@ fn target_vars(upstream: &TestUpstream, extra: &[(&str, &str)]) -> Vec<(String, 
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     vars
+}
+
+/// A temporary file store seeded with `objects`, and the environment that points a shim at it.
+pub async fn process_store(
+    objects: &[(&str, Vec<u8>)],
+    upstream: &TestUpstream,
+    extra: &[(&str, &str)],
+) -> (tempfile::TempDir, Vec<(String, String)>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let store = object_store::local::LocalFileSystem::new_with_prefix(&data).expect("file store");
+    seed(&store, objects).await;
+    let mut vars = vec![
+        ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
+        ("HOME".to_owned(), dir.path().display().to_string()),
+        (
+            "DISTTAGS_STORE".to_owned(),
+            format!("file://{}", data.display()),
+        ),
+    ];
+    vars.extend(target_vars(upstream, extra));
+    (dir, vars)
 }
 
 impl Target {
@@ -158,9 +293,9 @@ impl Target {
         .with_base_path(&config.base_path)
         .with_secrets(config.secrets());
         seed(app.store().as_ref(), objects).await;
-        Self::InProcess {
-            app: Box::new(app),
-            events,
+        Self {
+            transport: Box::new(InProcess { app, events }),
+            dir: None,
         }
     }
 
@@ -170,39 +305,40 @@ impl Target {
         upstream: &TestUpstream,
         extra: &[(&str, &str)],
     ) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        let store = object_store::local::LocalFileSystem::new_with_prefix({
-            std::fs::create_dir_all(&data).expect("mkdir");
-            &data
-        })
-        .expect("file store");
-        seed(&store, objects).await;
+        let (dir, vars) = process_store(objects, upstream, extra).await;
         let mut command = Command::new(binary("disttags"));
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            .env("DISTTAGS_STORE", format!("file://{}", data.display()))
-            .envs(target_vars(upstream, extra));
+            .envs(vars);
         let process = Process::spawn(command, true);
-        let addr = process.url().trim_start_matches("http://").to_owned();
-        let (addr, prefix) = match addr.split_once('/') {
+        let url = process.url();
+        let rest = url.trim_start_matches("http://");
+        let (addr, prefix) = match rest.split_once('/') {
             Some((a, p)) => (a.to_owned(), format!("/{p}")),
-            None => (addr, String::new()),
+            None => (rest.to_owned(), String::new()),
         };
-        Self::Http {
-            process,
-            addr,
-            prefix,
-            _dir: dir,
+        Self {
+            transport: Box::new(HttpProcess {
+                process,
+                addr,
+                prefix,
+                identity: None,
+            }),
+            dir: Some(dir),
         }
     }
 
     /// Sends `method path` with `headers`; the path goes out byte for byte as given.
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Reply {
-        self.send_with(method, path, headers, RequestContext::default())
+        self.transport
+            .send(Sent {
+                method: &method,
+                path,
+                headers,
+                identity: None,
+                request_id: None,
+            })
             .await
     }
 
@@ -211,49 +347,29 @@ impl Target {
         self.send(Method::GET, path, &[]).await
     }
 
-    /// Sends a request; `context` reaches the core only in-process (shims derive their own).
-    pub async fn send_with(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        context: RequestContext,
-    ) -> Reply {
-        match self {
-            Self::InProcess { app, .. } => {
-                let mut builder = Request::builder().method(method).uri(path);
-                for (k, v) in headers {
-                    builder = builder.header(*k, *v);
-                }
-                let mut request = builder.body(Bytes::new()).expect("request");
-                request.extensions_mut().insert(context);
-                let response = app.handle(request).await;
-                let (parts, body) = response.into_parts();
-                Reply {
-                    status: parts.status.as_u16(),
-                    headers: parts.headers,
-                    body,
-                }
-            }
-            Self::Http { addr, prefix, .. } => {
-                raw_request(addr, method, &format!("{prefix}{path}"), headers).await
-            }
-        }
+    /// `GET path` as `identity`, carried the platform's way.
+    pub async fn get_as(&self, path: &str, identity: &Identity) -> Reply {
+        self.transport
+            .send(Sent {
+                method: &Method::GET,
+                path,
+                headers: &[],
+                identity: Some(identity),
+                request_id: None,
+            })
+            .await
+    }
+
+    /// The registry URL for HTTP clients, where the target serves plain HTTP.
+    pub fn url(&self) -> Option<String> {
+        self.transport.url()
     }
 
     /// Log events so far; waits up to 3 s for at least `at_least` of them (a process flushes late).
     pub async fn events(&self, at_least: usize) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
-            let events: Vec<serde_json::Value> = match self {
-                Self::InProcess { events, .. } => events
-                    .lock()
-                    .expect("lock")
-                    .iter()
-                    .map(|e| serde_json::to_value(e).expect("event json"))
-                    .collect(),
-                Self::Http { process, .. } => process.events(),
-            };
+            let events = self.transport.events();
             if events.len() >= at_least || Instant::now() > deadline {
                 return events;
             }
