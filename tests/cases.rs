@@ -5,7 +5,9 @@ use disttags_tests::target::Reply;
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::fixture;
+use disttags_core::Identity;
+
+use crate::{fixture, fixture_with};
 
 const DIST_TAGS_NAMESPACE: &str = "error:dist-tags:get";
 
@@ -298,17 +300,69 @@ pub async fn no_upstream_configured(kind: &str) {
 
 pub async fn base_path(kind: &str) {
     let (t, _) = fixture(kind, &[("DISTTAGS_BASE_PATH", "/registry")]).await;
-    // The local target prefixes its own base path; in-process the prefix is sent explicitly.
-    let prefix = if kind == "in_process" {
-        "/registry"
-    } else {
-        ""
-    };
     assert_json_ok(
-        &t.get(&format!("{prefix}{}", path("left-pad"))).await,
+        &t.get(&format!("/registry{}", path("left-pad"))).await,
         &reference_tags("left-pad.front.json.gz"),
     );
-    if kind == "in_process" {
-        assert_error(&t.get(&path("left-pad")).await, 404);
+    assert_json_ok(
+        &t.get("/registry/-/package/@scope%2fpkg/dist-tags").await,
+        &json!({"latest": "1.0.0", "next": "2.0.0-rc.1"}),
+    );
+    assert_eq!(t.get("/registry/-/ping").await.status, 200);
+    assert_error(&t.get(&path("left-pad")).await, 404);
+    assert_error(
+        &t.get(&format!("/registryx{}", path("left-pad"))).await,
+        404,
+    );
+}
+
+pub async fn identity_in_log_event(kind: &str) {
+    let (t, _) = fixture(kind, &[]).await;
+    let alice = Identity {
+        name: "alice@example.com".into(),
+        avatar: None,
+    };
+    assert_error(&t.get_as(&path("corrupt"), &alice).await, 500);
+    let events = t.events(1).await;
+    assert_one_error_event(&events, 500);
+    if t.transport.carries_identity() {
+        assert_eq!(events[0]["user"]["name"], "alice@example.com", "{events:?}");
+    } else {
+        assert_eq!(
+            events[0]["user"],
+            Value::Null,
+            "this platform carries no identity: {events:?}"
+        );
     }
+}
+
+/// A store whose every request fails (an S3 endpoint nothing listens on), with credentials set
+/// so the client never looks for instance metadata.
+const BROKEN_STORE: &[(&str, &str)] = &[
+    ("DISTTAGS_STORE", "s3://bucket"),
+    ("AWS_ENDPOINT", "http://127.0.0.1:9"),
+    ("AWS_ALLOW_HTTP", "true"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_ACCESS_KEY_ID", "AKIDBROKENSTORE"),
+    ("AWS_SECRET_ACCESS_KEY", "broken-store-secret-value"),
+    ("DISTTAGS_STORE_RETRY_MS", "300"),
+];
+
+pub async fn store_failure(kind: &str) {
+    let (t, upstream) = fixture_with(kind, &[], BROKEN_STORE).await;
+    let reply = t.get(&path("left-pad")).await;
+    assert_error(&reply, 500);
+    let body = String::from_utf8_lossy(&reply.body).into_owned();
+    assert!(
+        !body.contains("broken-store-secret-value") && !body.contains("127.0.0.1:9"),
+        "{body}"
+    );
+    assert!(
+        upstream.seen().is_empty(),
+        "a broken store is not a missing package"
+    );
+    let events = t.events(1).await;
+    assert_one_error_event(&events, 500);
+    let event = events[0].to_string();
+    assert!(!event.contains("broken-store-secret-value"), "{event}");
 }

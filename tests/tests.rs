@@ -2,20 +2,34 @@
 //! table, log sinks and the real npm CLI.
 
 mod cases;
+mod infra;
+mod lambda;
 mod logs;
 mod names;
 mod npm_cli;
 
 use disttags_tests::TestUpstream;
+use disttags_tests::azure_host::{HostMode, azure_target};
 use disttags_tests::target::{Target, standard_store, standard_upstream};
 
 /// A fixture: the standard upstream, and a target of `kind` over the standard store.
 pub async fn fixture(kind: &str, extra: &[(&str, &str)]) -> (Target, TestUpstream) {
+    fixture_with(kind, &standard_store(), extra).await
+}
+
+/// A fixture over a store holding `store`.
+pub async fn fixture_with(
+    kind: &str,
+    store: &[(&str, Vec<u8>)],
+    extra: &[(&str, &str)],
+) -> (Target, TestUpstream) {
     let upstream = TestUpstream::start(&standard_upstream(), true).await;
-    let store = standard_store();
     let target = match kind {
-        "in_process" => Target::in_process(&store, &upstream, extra).await,
-        "local" => Target::local(&store, &upstream, extra).await,
+        "in_process" => Target::in_process(store, &upstream, extra).await,
+        "local" => Target::local(store, &upstream, extra).await,
+        "cloudrun" => Target::cloudrun(store, &upstream, extra).await,
+        "azure_proxy" => azure_target(HostMode::Proxy, store, &upstream, extra).await,
+        "azure_envelope" => azure_target(HostMode::Envelope, store, &upstream, extra).await,
         other => panic!("unknown target kind {other}"),
     };
     (target, upstream)
@@ -31,7 +45,7 @@ macro_rules! conformance {
                     corrupt_packument, upstream_only, upstream_scoped, missing_everywhere,
                     upstream_server_error, upstream_timeout, upstream_garbage, invalid_names,
                     ping, unknown_path, wrong_method, etag_and_304, no_upstream_configured,
-                    base_path,
+                    base_path, identity_in_log_event, store_failure,
                 );
             }
         )+
@@ -46,4 +60,4 @@ macro_rules! conformance {
     };
 }
 
-conformance!(in_process, local);
+conformance!(in_process, local, cloudrun, azure_proxy, azure_envelope);

@@ -22,6 +22,25 @@ use crate::app::App;
 use crate::log::{HttpSink, LogSink, StdoutSink};
 use crate::upstream::{HttpUpstream, Upstream};
 
+/// Every variable the program reads itself (store credentials come from the provider's own variables).
+pub const VARIABLES: &[&str] = &[
+    "DISTTAGS_STORE",
+    "DISTTAGS_UPSTREAM",
+    "DISTTAGS_LOG",
+    "DISTTAGS_LOG_TOKEN",
+    "DISTTAGS_BASE_PATH",
+    "DISTTAGS_LISTEN",
+    "DISTTAGS_UPSTREAM_CONNECT_TIMEOUT_MS",
+    "DISTTAGS_UPSTREAM_TIMEOUT_MS",
+    "DISTTAGS_STORE_CONNECT_TIMEOUT_MS",
+    "DISTTAGS_STORE_TIMEOUT_MS",
+    "DISTTAGS_STORE_RETRY_MS",
+    "DISTTAGS_LOG_TIMEOUT_MS",
+    "bucket",
+    "region",
+    "registry",
+];
+
 /// A configuration mistake, worded as the one line that tells the operator what to set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -18,7 +18,17 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+pub mod azure_host;
+pub mod lambda;
 pub mod target;
+
+/// A port on 127.0.0.1 that was free a moment ago, for servers that must be told their port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

@@ -11,7 +11,7 @@ use std::pin::Pin;
 
 use disttags_core::{App, Config, Defaults, Identity, LogEvent, RequestContext};
 use http::{HeaderMap, Method, Request};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -194,8 +194,6 @@ pub struct HttpProcess {
     pub process: Process,
     /// `host:port`.
     pub addr: String,
-    /// Path prefix the platform puts in front of the registry's paths.
-    pub prefix: String,
     /// How this platform's gateway tells the shim who is calling; `None` where nothing is trusted.
     pub identity: Option<IdentityHeaders>,
 }
@@ -215,8 +213,7 @@ impl Transport for HttpProcess {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let path = format!("{}{}", self.prefix, sent.path);
-            raw_request(&self.addr, sent.method.clone(), &path, &headers).await
+            raw_request(&self.addr, sent.method.clone(), sent.path, &headers).await
         })
     }
 
@@ -229,7 +226,7 @@ impl Transport for HttpProcess {
     }
 
     fn url(&self) -> Option<String> {
-        Some(format!("http://{}{}", self.addr, self.prefix))
+        Some(format!("http://{}", self.addr))
     }
 }
 
@@ -248,6 +245,14 @@ pub fn target_vars(upstream: &TestUpstream, extra: &[(&str, &str)]) -> Vec<(Stri
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     vars
+}
+
+/// What Identity-Aware Proxy adds in front of Cloud Run for an authenticated user.
+pub fn iap_headers(identity: &Identity) -> Vec<(String, String)> {
+    vec![(
+        "X-Goog-Authenticated-User-Email".into(),
+        format!("accounts.google.com:{}", identity.name),
+    )]
 }
 
 /// A temporary file store seeded with `objects`, and the environment that points a shim at it.
@@ -313,17 +318,39 @@ impl Target {
             .envs(vars);
         let process = Process::spawn(command, true);
         let url = process.url();
-        let rest = url.trim_start_matches("http://");
-        let (addr, prefix) = match rest.split_once('/') {
-            Some((a, p)) => (a.to_owned(), format!("/{p}")),
-            None => (rest.to_owned(), String::new()),
-        };
+        let addr = url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         Self {
             transport: Box::new(HttpProcess {
                 process,
                 addr,
-                prefix,
                 identity: None,
+            }),
+            dir: Some(dir),
+        }
+    }
+
+    /// `disttags-cloudrun` as a child process with `PORT`, behind an emulated Identity-Aware Proxy.
+    pub async fn cloudrun(
+        objects: &[(&str, Vec<u8>)],
+        upstream: &TestUpstream,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let (dir, vars) = process_store(objects, upstream, extra).await;
+        let port = crate::free_port();
+        let mut command = Command::new(binary("disttags-cloudrun"));
+        command.env_clear().envs(vars).env("PORT", port.to_string());
+        let process = Process::spawn(command, true);
+        Self {
+            transport: Box::new(HttpProcess {
+                process,
+                // It listens on 0.0.0.0 as Cloud Run requires; tests reach it over loopback.
+                addr: format!("127.0.0.1:{port}"),
+                identity: Some(iap_headers),
             }),
             dir: Some(dir),
         }
@@ -385,12 +412,36 @@ pub async fn raw_request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Reply {
+    raw_request_body(addr, method, path, headers, Bytes::new()).await
+}
+
+/// [`raw_request`] with a body; panics when the server cannot be reached.
+pub async fn raw_request_body(
+    addr: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Reply {
+    try_raw_request(addr, method, path, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{path} on {addr}: {e}"))
+}
+
+/// One request; an error when the server cannot be reached or breaks the connection.
+pub async fn try_raw_request(
+    addr: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Reply, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        .map_err(|e| format!("connect: {e}"))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .expect("handshake");
+        .map_err(|e| format!("handshake: {e}"))?;
     tokio::spawn(connection);
     let mut builder = Request::builder()
         .method(method)
@@ -399,13 +450,16 @@ pub async fn raw_request(
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    let request = builder.body(Empty::<Bytes>::new()).expect("request");
-    let response = sender.send_request(request).await.expect("response");
+    let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
     let (parts, body) = response.into_parts();
-    let body = body.collect().await.expect("body").to_bytes();
-    Reply {
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Reply {
         status: parts.status.as_u16(),
         headers: parts.headers,
         body,
-    }
+    })
 }

@@ -59,17 +59,7 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:4873";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("disttags: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    disttags_server::run("disttags", async {
         match cli.command {
             Command::Serve {
                 listen,
@@ -90,14 +80,7 @@ fn main() -> ExitCode {
                 import(config(&[("DISTTAGS_STORE", store.store)])?, &files).await
             }
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("disttags: {message}");
-            ExitCode::from(2)
-        }
-    }
+    })
 }
 
 /// The environment, with each given flag overriding its variable.
@@ -118,29 +101,18 @@ async fn serve(listen: Option<SocketAddr>, config: Config) -> Result<(), String>
                 "DISTTAGS_LISTEN is not valid: use an address such as 127.0.0.1:4873".to_owned()
             })?,
     };
-    let app = Arc::new(config.build_app().map_err(|e| e.to_string())?);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = config.build_app().map_err(|e| e.to_string())?;
     let upstream = config.upstream.as_ref().map_or_else(
         || "off".to_owned(),
         |u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or("")),
     );
-    println!(
-        "disttags listening on http://{local}{} (store {}, upstream {upstream})",
-        config.base_path.trim_end_matches('/'),
-        config.store
-    );
-    disttags_server::serve(
-        listener,
+    eprintln!("disttags: store {}, upstream {upstream}", config.store);
+    // Nothing in front of this server authenticates callers: no identity header is trusted.
+    let handler = Arc::new(disttags_server::AppHandler::new(
         app,
         disttags_server::no_context,
-        disttags_server::shutdown_signal(),
-    )
-    .await;
-    eprintln!("disttags: stopped");
-    Ok(())
+    ));
+    disttags_server::listen_and_serve("disttags", listen, &config.base_path, handler).await
 }
 
 #[derive(serde::Deserialize)]

@@ -19,6 +19,8 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+pub mod identity;
+
 /// Reads what the platform says about a request (identity, request id) from its head.
 pub type ContextFn = fn(&Parts) -> RequestContext;
 
@@ -27,17 +29,45 @@ pub fn no_context(_: &Parts) -> RequestContext {
     RequestContext::default()
 }
 
-/// The largest request body read; the routes take none.
-const MAX_BODY: usize = 64 * 1024;
+/// What a shim does with one request once its body has been read.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers the request; never fails.
+    fn call(&self, request: Request<Bytes>) -> impl Future<Output = Response<Bytes>> + Send;
+}
+
+/// The common case: the platform's context is read from the request head, then the core answers.
+#[derive(Debug)]
+pub struct AppHandler {
+    app: App,
+    context: ContextFn,
+}
+
+impl AppHandler {
+    /// Hands requests to `app` with the context `context` reads.
+    pub fn new(app: App, context: ContextFn) -> Self {
+        Self { app, context }
+    }
+}
+
+impl Handler for AppHandler {
+    async fn call(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let (mut parts, body) = request.into_parts();
+        let context = (self.context)(&parts);
+        parts.extensions.insert(context);
+        self.app.handle(Request::from_parts(parts, body)).await
+    }
+}
+
+/// The largest request body read: the routes take none, an Azure invocation envelope a few KB.
+const MAX_BODY: usize = 1024 * 1024;
 
 /// How long in-flight requests may run after shutdown starts (Cloud Run allows 10 s in all).
 pub const DRAIN: Duration = Duration::from_secs(8);
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and drains.
-pub async fn serve(
+/// Serves `handler` on `listener` until `shutdown` resolves, then stops accepting and drains.
+pub async fn serve<H: Handler>(
     listener: TcpListener,
-    app: Arc<App>,
-    context: ContextFn,
+    handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -57,10 +87,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let handler = handler.clone();
         let service = service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(answer(&app, context, request).await) }
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(answer(handler.as_ref(), request).await) }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -77,12 +107,8 @@ pub async fn serve(
     }
 }
 
-async fn answer(
-    app: &App,
-    context: ContextFn,
-    request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
-    let (mut parts, body) = request.into_parts();
+async fn answer<H: Handler>(handler: &H, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
@@ -97,10 +123,49 @@ async fn answer(
             return response;
         }
     };
-    let ctx = context(&parts);
-    parts.extensions.insert(ctx);
-    let response = app.handle(Request::from_parts(parts, body)).await;
-    response.map(Full::new)
+    handler
+        .call(Request::from_parts(parts, body))
+        .await
+        .map(Full::new)
+}
+
+/// Binds `addr`, prints `{name} listening on http://{addr}{base_path}`, serves until SIGTERM or Ctrl-C, drains.
+pub async fn listen_and_serve<H: Handler>(
+    name: &str,
+    addr: std::net::SocketAddr,
+    base_path: &str,
+    handler: Arc<H>,
+) -> Result<(), String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!(
+        "{name} listening on http://{local}{}",
+        base_path.trim_end_matches('/')
+    );
+    serve(listener, handler, shutdown_signal()).await;
+    eprintln!("{name}: stopped");
+    Ok(())
+}
+
+/// Runs a shim's async main on a multi-threaded runtime; an error is one line on stderr and exit 2.
+pub fn run<F>(name: &str, main: F) -> std::process::ExitCode
+where
+    F: Future<Output = Result<(), String>>,
+{
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .and_then(|runtime| runtime.block_on(main));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            std::process::ExitCode::from(2)
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM, whichever comes first.

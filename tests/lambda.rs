@@ -1,0 +1,1 @@
+//! Lambda-specific tests (issue 5, in progress).
