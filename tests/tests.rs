@@ -7,6 +7,7 @@ mod lambda;
 mod logs;
 mod names;
 mod npm_cli;
+mod reads;
 
 use disttags_tests::TestUpstream;
 use disttags_tests::azure_host::{HostMode, azure_target};

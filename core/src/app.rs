@@ -1,13 +1,15 @@
 //! Routing and the dist-tags lookup: store first, then upstream, every failure answered in one place.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, GetResult, ObjectStore};
 
 use crate::error::{Error, json_response};
 use crate::extract::{DistTags, Extractor};
@@ -24,6 +26,10 @@ pub struct RequestContext {
     pub request_id: Option<String>,
 }
 
+/// How much of a packument one ranged GET reads first: `dist-tags` sits in the first few hundred
+/// bytes of a registry-written packument, and this many bytes cost one round trip on every store.
+pub const PREFIX_BYTES: u64 = 64 * 1024;
+
 /// The registry endpoint: one per process, shared by all requests.
 pub struct App {
     store: Arc<dyn ObjectStore>,
@@ -31,6 +37,100 @@ pub struct App {
     log: Arc<dyn LogSink>,
     base_path: String,
     secrets: Vec<String>,
+    cache: TagCache,
+    stats: Counters,
+}
+
+/// Store traffic since the process started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// GET requests sent to the store.
+    pub requests: u64,
+    /// Body bytes received from the store.
+    pub bytes: u64,
+    /// Revalidations the store answered with "not modified".
+    pub not_modified: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    store_requests: AtomicU64,
+    store_bytes: AtomicU64,
+    not_modified: AtomicU64,
+}
+
+/// Outcome of one attempt to read a stored packument.
+enum Read {
+    Done(Option<DistTags>),
+    /// The object changed between the prefix and the rest.
+    Changed,
+}
+
+enum FeedError {
+    Store(object_store::Error),
+    Corrupt(crate::extract::ExtractError),
+}
+
+impl FeedError {
+    fn into_error(self, key: &Path) -> Error {
+        match self {
+            Self::Store(source) => Error::Store {
+                key: key.to_string(),
+                source,
+            },
+            Self::Corrupt(source) => Error::Corrupt {
+                key: key.to_string(),
+                source,
+            },
+        }
+    }
+}
+
+/// The most packuments whose tags a process remembers; past it the cache starts over.
+const CACHE_ENTRIES: usize = 10_000;
+
+/// Tags of packuments read before, keyed by object, valid while the store's ETag is unchanged.
+#[derive(Debug, Default)]
+struct TagCache(Mutex<HashMap<Path, CachedTags>>);
+
+#[derive(Debug, Clone)]
+struct CachedTags {
+    etag: String,
+    tags: DistTags,
+}
+
+impl TagCache {
+    fn get(&self, key: &Path) -> Option<CachedTags> {
+        self.0.lock().ok()?.get(key).cloned()
+    }
+
+    fn insert(&self, key: &Path, etag: Option<String>, tags: &DistTags) {
+        let Ok(mut map) = self.0.lock() else { return };
+        match etag {
+            Some(etag) => {
+                if map.len() >= CACHE_ENTRIES && !map.contains_key(key) {
+                    map.clear();
+                }
+                map.insert(
+                    key.clone(),
+                    CachedTags {
+                        etag,
+                        tags: tags.clone(),
+                    },
+                );
+            }
+            // A store without ETags cannot revalidate: nothing is kept.
+            None => {
+                map.remove(key);
+            }
+        }
+    }
+
+    fn remove(&self, key: &Path) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(key);
+        }
+    }
 }
 
 impl fmt::Debug for App {
@@ -58,6 +158,8 @@ impl App {
             log,
             base_path: String::new(),
             secrets: Vec::new(),
+            cache: TagCache::default(),
+            stats: Counters::default(),
         }
     }
 
@@ -131,35 +233,121 @@ impl App {
             .ok_or_else(|| Error::PackageNotFound(format!("package {name} not found")))
     }
 
-    /// Streams the stored packument through the extractor; `None` when the object does not exist.
+    /// The stored packument's dist-tags; `None` when the object does not exist.
+    ///
+    /// A lookup revalidates the cached tags with `If-None-Match` (an unchanged object transfers no
+    /// body), else reads a bounded prefix with one ranged GET, which holds `dist-tags` when it is near
+    /// the start, and only then streams the rest, pinned to the same object version with `If-Match`.
     async fn stored_tags(&self, name: &PackageName) -> Result<Option<DistTags>, Error> {
         let key = name.packument_key();
+        // An object replaced between the prefix and the rest is read again from the start.
+        for _ in 0..3 {
+            if let Read::Done(tags) = self.read_stored(name, key).await? {
+                return Ok(tags);
+            }
+        }
+        Err(Error::Store {
+            key: key.to_string(),
+            source: object_store::Error::Generic {
+                store: "disttags",
+                source: "the packument kept changing while it was read".into(),
+            },
+        })
+    }
+
+    async fn read_stored(&self, name: &PackageName, key: &Path) -> Result<Read, Error> {
         let store_error = |source| Error::Store {
             key: key.to_string(),
             source,
-        };
-        let result = match self.store.get(key).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => {
-                self.check_store(name).await?;
-                return Ok(None);
-            }
-            Err(source) => return Err(store_error(source)),
         };
         let corrupt = |source| Error::Corrupt {
             key: key.to_string(),
             source,
         };
+        let cached = self.cache.get(key);
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(0..PREFIX_BYTES)),
+            if_none_match: cached.as_ref().map(|c| c.etag.clone()),
+            ..GetOptions::default()
+        };
+        self.stats.store_requests.fetch_add(1, Ordering::Relaxed);
+        let first = match self.store.get_opts(key, options).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotModified { .. }) if cached.is_some() => {
+                self.stats.not_modified.fetch_add(1, Ordering::Relaxed);
+                return Ok(Read::Done(cached.map(|c| c.tags)));
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                self.cache.remove(key);
+                self.check_store(name).await?;
+                return Ok(Read::Done(None));
+            }
+            Err(source) => return Err(store_error(source)),
+        };
+        let etag = first.meta.e_tag.clone();
+        let size = first.meta.size;
         let mut extractor = Extractor::new();
+        if let Some(tags) = self
+            .feed(&mut extractor, first)
+            .await
+            .map_err(|e| e.into_error(key))?
+        {
+            self.cache.insert(key, etag, &tags);
+            return Ok(Read::Done(Some(tags)));
+        }
+        if extractor.bytes_seen() < size {
+            let options = GetOptions {
+                range: Some(GetRange::Offset(extractor.bytes_seen())),
+                if_match: etag.clone(),
+                ..GetOptions::default()
+            };
+            self.stats.store_requests.fetch_add(1, Ordering::Relaxed);
+            let rest = match self.store.get_opts(key, options).await {
+                Ok(rest) => rest,
+                Err(object_store::Error::Precondition { .. }) => return Ok(Read::Changed),
+                Err(object_store::Error::NotFound { .. }) => return Ok(Read::Changed),
+                Err(source) => return Err(store_error(source)),
+            };
+            if let Some(tags) = self
+                .feed(&mut extractor, rest)
+                .await
+                .map_err(|e| e.into_error(key))?
+            {
+                self.cache.insert(key, etag, &tags);
+                return Ok(Read::Done(Some(tags)));
+            }
+        }
+        let tags = extractor.finish().map_err(corrupt)?;
+        self.cache.insert(key, etag, &tags);
+        Ok(Read::Done(Some(tags)))
+    }
+
+    /// Streams one GET's body into the extractor; stops, dropping the rest, once the tags are complete.
+    async fn feed(
+        &self,
+        extractor: &mut Extractor,
+        result: GetResult,
+    ) -> Result<Option<DistTags>, FeedError> {
         let mut stream = result.into_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(store_error)?;
-            if let Some(tags) = extractor.feed(&chunk).map_err(corrupt)? {
-                // Dropping the stream here stops the transfer: the rest is never read.
+            let chunk = chunk.map_err(FeedError::Store)?;
+            self.stats
+                .store_bytes
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if let Some(tags) = extractor.feed(&chunk).map_err(FeedError::Corrupt)? {
                 return Ok(Some(tags));
             }
         }
-        extractor.finish().map(Some).map_err(corrupt)
+        Ok(None)
+    }
+
+    /// Counters of store traffic since start.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            requests: self.stats.store_requests.load(Ordering::Relaxed),
+            bytes: self.stats.store_bytes.load(Ordering::Relaxed),
+            not_modified: self.stats.not_modified.load(Ordering::Relaxed),
+        }
     }
 
     /// Tells a missing object from a missing bucket, which object_store reports alike on a read.

@@ -12,7 +12,7 @@ pub mod log;
 pub mod names;
 pub mod upstream;
 
-pub use app::{App, RequestContext};
+pub use app::{App, RequestContext, StoreStats};
 pub use config::{Config, ConfigError, Defaults};
 pub use error::Error;
 pub use extract::{DistTags, ExtractError, Extractor};

@@ -1,0 +1,129 @@
+//! What a lookup costs the store: a bounded prefix for front-layout packuments, a streamed rest for
+//! tail-layout ones, and no body at all for a repeat lookup of an unchanged object (issue 6).
+
+use std::sync::Arc;
+
+use disttags_core::app::PREFIX_BYTES;
+use disttags_core::{App, DistTags, PackageName, StoreStats};
+use disttags_tests::shared_packument;
+use disttags_tests::target::seed;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+fn reference(doc: &[u8]) -> DistTags {
+    let value: serde_json::Value = serde_json::from_slice(doc).expect("json");
+    serde_json::from_value(value["dist-tags"].clone()).expect("tags")
+}
+
+fn stores() -> Vec<(
+    &'static str,
+    Arc<dyn ObjectStore>,
+    Option<tempfile::TempDir>,
+)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = LocalFileSystem::new_with_prefix(dir.path()).expect("file store");
+    vec![
+        ("memory", Arc::new(InMemory::new()), None),
+        ("file", Arc::new(file), Some(dir)),
+    ]
+}
+
+fn delta(after: StoreStats, before: StoreStats) -> (u64, u64, u64) {
+    (
+        after.requests - before.requests,
+        after.bytes - before.bytes,
+        after.not_modified - before.not_modified,
+    )
+}
+
+#[tokio::test]
+async fn front_layout_reads_a_bounded_prefix_whatever_the_size() {
+    for (kind, store, _dir) in stores() {
+        for file in [
+            "left-pad.front.json.gz",
+            "react.front.json.gz",
+            "typescript.front.json.gz",
+        ] {
+            let doc = shared_packument(file);
+            seed(store.as_ref(), &[("pkg/index.json", doc.clone())]).await;
+            let app = App::new(store.clone(), None, Arc::new(()));
+            let name = PackageName::parse("pkg").expect("name");
+            let tags = app.dist_tags(&name).await.expect("tags");
+            assert_eq!(tags, reference(&doc), "{kind} {file}");
+            let stats = app.stats();
+            assert_eq!(stats.requests, 1, "{kind} {file}: one ranged GET");
+            assert!(
+                stats.bytes <= PREFIX_BYTES,
+                "{kind} {file}: read {} of {} bytes",
+                stats.bytes,
+                doc.len()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn tail_layout_streams_the_rest_and_agrees_with_serde() {
+    for (kind, store, _dir) in stores() {
+        for file in ["react.tail.json.gz", "typescript.tail.json.gz"] {
+            let doc = shared_packument(file);
+            assert!(doc.len() as u64 > PREFIX_BYTES);
+            seed(store.as_ref(), &[("pkg/index.json", doc.clone())]).await;
+            let app = App::new(store.clone(), None, Arc::new(()));
+            let tags = app
+                .dist_tags(&PackageName::parse("pkg").expect("name"))
+                .await
+                .expect("tags");
+            assert_eq!(tags, reference(&doc), "{kind} {file}");
+            let stats = app.stats();
+            assert_eq!(stats.requests, 2, "{kind} {file}: prefix, then the rest");
+            assert!(
+                stats.bytes <= doc.len() as u64,
+                "{kind} {file}: no byte read twice"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn repeat_lookups_revalidate_and_see_updates_at_once() {
+    for (kind, store, _dir) in stores() {
+        let name = PackageName::parse("@s/p").expect("name");
+        let v1 = disttags_tests::packument("@s/p", Some(r#"{"latest":"1.0.0"}"#));
+        seed(store.as_ref(), &[("@s/p/index.json", v1)]).await;
+        let app = App::new(store.clone(), None, Arc::new(()));
+        let first = app.dist_tags(&name).await.expect("tags");
+        assert_eq!(first.get("latest"), Some("1.0.0"));
+        let before = app.stats();
+        let again = app.dist_tags(&name).await.expect("tags");
+        assert_eq!(again, first);
+        assert_eq!(
+            delta(app.stats(), before),
+            (1, 0, 1),
+            "{kind}: 304, no body"
+        );
+
+        let v2 = disttags_tests::packument("@s/p", Some(r#"{"latest":"2.0.0","next":"3.0.0"}"#));
+        seed(store.as_ref(), &[("@s/p/index.json", v2)]).await;
+        let updated = app.dist_tags(&name).await.expect("tags");
+        assert_eq!(
+            updated.get("latest"),
+            Some("2.0.0"),
+            "{kind}: the very next lookup sees the update"
+        );
+        assert_eq!(updated.get("next"), Some("3.0.0"));
+
+        store
+            .delete(&"@s/p/index.json".into())
+            .await
+            .expect("delete");
+        assert!(
+            matches!(
+                app.dist_tags(&name).await,
+                Err(disttags_core::Error::PackageNotFound(_))
+            ),
+            "{kind}"
+        );
+    }
+}
