@@ -8,6 +8,7 @@ mod logs;
 mod names;
 mod npm_cli;
 mod reads;
+mod stores;
 
 use disttags_tests::TestUpstream;
 use disttags_tests::azure_host::{HostMode, azure_target};

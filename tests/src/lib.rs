@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 pub mod azure_host;
+pub mod emulator;
 pub mod lambda;
 pub mod target;
 
@@ -307,8 +308,10 @@ pub struct Process {
 impl Process {
     /// Starts `command`; when `banner` is set, waits (up to 20 s) for its first stdout line.
     pub fn spawn(mut command: Command, banner: bool) -> Self {
+        // stdin stays an open pipe for the child's life: a child that watches it (the emulator
+        // launcher does) ends when this test process ends, however it ends.
         command
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command

@@ -311,6 +311,13 @@ impl Target {
         extra: &[(&str, &str)],
     ) -> Self {
         let (dir, vars) = process_store(objects, upstream, extra).await;
+        let mut target = Self::local_with(vars);
+        target.dir = Some(dir);
+        target
+    }
+
+    /// `disttags serve` as a child process with exactly this environment.
+    pub fn local_with(vars: Vec<(String, String)>) -> Self {
         let mut command = Command::new(binary("disttags"));
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -330,7 +337,7 @@ impl Target {
                 addr,
                 identity: None,
             }),
-            dir: Some(dir),
+            dir: None,
         }
     }
 

@@ -1,0 +1,168 @@
+//! Real storage emulators (moto and SeaweedFS for S3, Azurite, fake-gcs-server) as child processes.
+//!
+//! `tests/emulators/install.sh` installs them (scripts/test runs it); `tests/emulators/run.py` starts
+//! one on a free port of 127.0.0.1 with throw-away data, creates the bucket and prints the environment
+//! a user would set for it. An emulator that cannot start fails the test: nothing is skipped.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use disttags_core::config::{Timeouts, build_store};
+use object_store::ObjectStore;
+
+use crate::{Process, free_port, repo_root};
+
+/// Which server stands in for which cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// moto's S3 server.
+    Moto,
+    /// SeaweedFS's S3 gateway.
+    SeaweedFs,
+    /// Azurite, the Azure Blob emulator.
+    Azurite,
+    /// fake-gcs-server.
+    Gcs,
+}
+
+impl Kind {
+    /// The name run.py knows it by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Moto => "moto",
+            Self::SeaweedFs => "seaweedfs",
+            Self::Azurite => "azurite",
+            Self::Gcs => "gcs",
+        }
+    }
+}
+
+/// The bucket (or container) every emulator is started with.
+pub const BUCKET: &str = "disttags-test";
+
+/// A running emulator; stopped when dropped.
+#[derive(Debug)]
+pub struct Emulator {
+    /// Which one.
+    pub kind: Kind,
+    /// The environment a user would set to use it (`DISTTAGS_STORE` and the provider's variables).
+    pub env: BTreeMap<String, String>,
+    /// `127.0.0.1:port`.
+    pub addr: String,
+    process: Option<Process>,
+    _data: tempfile::TempDir,
+}
+
+impl Emulator {
+    /// Starts `kind` and waits for its READY line (up to 90 s, the launcher's own bound is 60 s).
+    pub fn start(kind: Kind) -> Self {
+        let data = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let tools = std::env::var("DISTTAGS_TOOLS")
+            .unwrap_or_else(|_| repo_root().join(".tools").display().to_string());
+        let mut command = Command::new("python3");
+        command
+            .arg(repo_root().join("tests/emulators/run.py"))
+            .arg(kind.as_str())
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bucket",
+                BUCKET,
+                "--tools",
+                &tools,
+            ])
+            .arg("--data")
+            .arg(data.path());
+        let process = Process::spawn(command, true);
+        let json = process
+            .banner
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("{kind:?} did not start: {:?}", process.banner));
+        let env: BTreeMap<String, String> = serde_json::from_str(json).expect("READY env JSON");
+        Self {
+            kind,
+            env,
+            addr: format!("127.0.0.1:{port}"),
+            process: Some(process),
+            _data: data,
+        }
+    }
+
+    /// The environment as pairs, with `overrides` replacing or adding variables.
+    pub fn vars(&self, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        env.into_iter().collect()
+    }
+
+    /// A client of the emulator's bucket for seeding, built by the product's own `build_store`.
+    ///
+    /// object_store reads Azurite's URL from the process environment, which tests must not touch:
+    /// this client names the same endpoint through configuration keys instead.
+    pub fn client(&self) -> Arc<dyn ObjectStore> {
+        let mut options: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter(|(k, _)| k != &"AZURE_STORAGE_USE_EMULATOR" && k != &"AZURITE_BLOB_STORAGE_URL")
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        if let Some(url) = self.env.get("AZURITE_BLOB_STORAGE_URL") {
+            options.push((
+                "azure_storage_endpoint".into(),
+                format!("{url}/devstoreaccount1"),
+            ));
+            options.push(("azure_allow_http".into(), "true".into()));
+        }
+        build_store(&self.env["DISTTAGS_STORE"], &options, &Timeouts::default())
+            .expect("emulator client")
+    }
+
+    /// Writes objects into the bucket. fake-gcs-server refuses object_store's uploads, so GCS objects
+    /// go through its JSON upload API; every other emulator is written through object_store.
+    pub async fn seed(&self, objects: &[(&str, Vec<u8>)]) {
+        if self.kind != Kind::Gcs {
+            crate::target::seed(self.client().as_ref(), objects).await;
+            return;
+        }
+        for (key, bytes) in objects {
+            let name = percent_encode_query(key);
+            let path = format!("/upload/storage/v1/b/{BUCKET}/o?uploadType=media&name={name}");
+            let reply = crate::target::raw_request_body(
+                &self.addr,
+                http::Method::POST,
+                &path,
+                &[("content-type", "application/json")],
+                bytes::Bytes::from(bytes.clone()),
+            )
+            .await;
+            assert_eq!(
+                reply.status, 200,
+                "seed {key} into fake-gcs-server: {:?}",
+                reply.body
+            );
+        }
+    }
+
+    /// Stops the emulator now (the "store goes away mid-run" case).
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.signal_and_wait("TERM", Duration::from_secs(15));
+        }
+    }
+}
+
+fn percent_encode_query(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
