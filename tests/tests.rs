@@ -9,6 +9,7 @@ mod names;
 mod npm_cli;
 mod reads;
 mod stores;
+mod upstream;
 
 use disttags_tests::TestUpstream;
 use disttags_tests::azure_host::{HostMode, azure_target};

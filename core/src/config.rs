@@ -36,6 +36,7 @@ pub const VARIABLES: &[&str] = &[
     "DISTTAGS_STORE_TIMEOUT_MS",
     "DISTTAGS_STORE_RETRY_MS",
     "DISTTAGS_LOG_TIMEOUT_MS",
+    "DISTTAGS_UPSTREAM_CACHE_MS",
     "bucket",
     "region",
     "registry",
@@ -76,6 +77,8 @@ pub struct Timeouts {
     pub store_retry: Duration,
     /// One POST to the HTTP log sink (`DISTTAGS_LOG_TIMEOUT_MS`, 2000).
     pub log_total: Duration,
+    /// How long an upstream answer is reused, capped by its `Cache-Control` (`DISTTAGS_UPSTREAM_CACHE_MS`, 30000; 0 disables).
+    pub upstream_cache: Duration,
 }
 
 impl Default for Timeouts {
@@ -87,6 +90,7 @@ impl Default for Timeouts {
             store_total: Duration::from_millis(30_000),
             store_retry: Duration::from_millis(3000),
             log_total: Duration::from_millis(2000),
+            upstream_cache: Duration::from_millis(30_000),
         }
     }
 }
@@ -228,7 +232,7 @@ impl Config {
                 Some(v) => v
                     .parse::<u64>()
                     .ok()
-                    .filter(|n| *n > 0)
+                    .filter(|n| *n > 0 || key == "DISTTAGS_UPSTREAM_CACHE_MS")
                     .map(Duration::from_millis)
                     .ok_or_else(|| {
                         bad(format!(
@@ -244,6 +248,7 @@ impl Config {
             store_total: ms("DISTTAGS_STORE_TIMEOUT_MS", d.store_total)?,
             store_retry: ms("DISTTAGS_STORE_RETRY_MS", d.store_retry)?,
             log_total: ms("DISTTAGS_LOG_TIMEOUT_MS", d.log_total)?,
+            upstream_cache: ms("DISTTAGS_UPSTREAM_CACHE_MS", d.upstream_cache)?,
         };
 
         Ok(Self {
@@ -297,7 +302,11 @@ impl Config {
             .user_agent(concat!("disttags/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| bad(format!("cannot build the upstream HTTP client: {e}")))?;
-        Ok(Some(Arc::new(HttpUpstream::new(client, base))))
+        Ok(Some(Arc::new(HttpUpstream::new(
+            client,
+            base,
+            self.timeouts.upstream_cache,
+        ))))
     }
 
     /// Builds the log sink; must be called inside a Tokio runtime (the HTTP sink starts a task).

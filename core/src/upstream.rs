@@ -1,11 +1,14 @@
 //! The upstream registry: asked for a package's dist-tags when the store does not have it.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use http::StatusCode;
-use reqwest::header::ACCEPT;
+use http::{HeaderMap, StatusCode};
+use reqwest::header::{ACCEPT, CACHE_CONTROL};
 
 use crate::error::Error;
 use crate::extract::{DistTags, Extractor, MAX_DIST_TAGS_LEN};
@@ -25,7 +28,13 @@ pub struct HttpUpstream {
     base: String,
     /// Set once the upstream has answered the dist-tags endpoint: from then on its 404 is final.
     has_endpoint: AtomicBool,
+    /// How long a found package's tags are reused; never longer than the upstream's `Cache-Control`.
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (Instant, DistTags)>>,
 }
+
+/// The most upstream answers a process remembers; past it the cache starts over.
+const CACHE_ENTRIES: usize = 10_000;
 
 impl fmt::Debug for HttpUpstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -39,8 +48,8 @@ const PACKUMENT_ACCEPT: &str =
     "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
 
 impl HttpUpstream {
-    /// An upstream at `base` using `client` (whose timeouts bound every call).
-    pub fn new(client: reqwest::Client, base: &url::Url) -> Self {
+    /// An upstream at `base` using `client` (whose timeouts bound every call), reusing answers for `ttl`.
+    pub fn new(client: reqwest::Client, base: &url::Url, ttl: Duration) -> Self {
         let mut base = base.as_str().to_owned();
         if !base.ends_with('/') {
             base.push('/');
@@ -49,6 +58,31 @@ impl HttpUpstream {
             client,
             base,
             has_endpoint: AtomicBool::new(false),
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cached(&self, name: &PackageName) -> Option<DistTags> {
+        let cache = self.cache.lock().ok()?;
+        let (expires, tags) = cache.get(name.as_str())?;
+        (Instant::now() < *expires).then(|| tags.clone())
+    }
+
+    /// Remembers `tags` for as long as both our ttl and the answer's `Cache-Control` allow.
+    fn remember(&self, name: &PackageName, headers: &HeaderMap, tags: &DistTags) {
+        let ttl = cache_lifetime(headers).map_or(self.ttl, |allowed| allowed.min(self.ttl));
+        if ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(
+                name.as_str().to_owned(),
+                (Instant::now() + ttl, tags.clone()),
+            );
         }
     }
 
@@ -95,13 +129,19 @@ impl HttpUpstream {
 #[async_trait]
 impl Upstream for HttpUpstream {
     async fn dist_tags(&self, name: &PackageName) -> Result<Option<DistTags>, Error> {
+        if let Some(tags) = self.cached(name) {
+            return Ok(Some(tags));
+        }
         let segment = name.upstream_segment();
         let endpoint = format!("{}-/package/{segment}/dist-tags", self.base);
         let response = self.get(&endpoint, "application/json").await?;
         match response.status() {
             StatusCode::OK => {
                 self.has_endpoint.store(true, Ordering::Relaxed);
-                return Self::read_tags(response).await.map(Some);
+                let headers = response.headers().clone();
+                let tags = Self::read_tags(response).await?;
+                self.remember(name, &headers, &tags);
+                return Ok(Some(tags));
             }
             StatusCode::NOT_FOUND if self.has_endpoint.load(Ordering::Relaxed) => return Ok(None),
             // A registry without the endpoint: ask for the (abbreviated) packument instead.
@@ -114,11 +154,40 @@ impl Upstream for HttpUpstream {
             .get(&format!("{}{segment}", self.base), PACKUMENT_ACCEPT)
             .await?;
         match response.status() {
-            StatusCode::OK => Self::read_packument(response).await.map(Some),
+            StatusCode::OK => {
+                let headers = response.headers().clone();
+                let tags = Self::read_packument(response).await?;
+                self.remember(name, &headers, &tags);
+                Ok(Some(tags))
+            }
             StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
             other => Err(status_error(other)),
         }
     }
+}
+
+/// How long `Cache-Control` lets an answer be reused: `None` when it does not say, zero when it forbids it.
+fn cache_lifetime(headers: &HeaderMap) -> Option<Duration> {
+    let mut lifetime = None;
+    for directive in headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let directive = directive.trim().to_ascii_lowercase();
+        if matches!(directive.as_str(), "no-store" | "no-cache" | "private") {
+            return Some(Duration::ZERO);
+        }
+        if let Some(seconds) = directive
+            .strip_prefix("s-maxage=")
+            .or_else(|| directive.strip_prefix("max-age="))
+        {
+            let seconds = Duration::from_secs(seconds.trim_matches('"').parse().unwrap_or(0));
+            lifetime = Some(lifetime.map_or(seconds, |l: Duration| l.min(seconds)));
+        }
+    }
+    lifetime
 }
 
 fn status_error(status: StatusCode) -> Error {
@@ -139,5 +208,43 @@ fn transport_error(e: reqwest::Error) -> Error {
         Error::UpstreamInvalid(message)
     } else {
         Error::UpstreamUnavailable(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(CACHE_CONTROL, v.parse().expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn cache_control_bounds_reuse() {
+        assert_eq!(cache_lifetime(&headers(&[])), None);
+        assert_eq!(
+            cache_lifetime(&headers(&["public, max-age=300"])),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            cache_lifetime(&headers(&["max-age=300, s-maxage=5"])),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            cache_lifetime(&headers(&["max-age=60", "no-cache"])),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            cache_lifetime(&headers(&["No-Store"])),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            cache_lifetime(&headers(&["max-age=soon"])),
+            Some(Duration::ZERO)
+        );
     }
 }

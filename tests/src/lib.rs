@@ -106,6 +106,8 @@ pub fn packument(name: &str, dist_tags: Option<&str>) -> Vec<u8> {
 pub enum Behaviour {
     /// Has the package with these dist-tags (JSON object text).
     Tags(&'static str),
+    /// Has the package, answering with this `Cache-Control`.
+    TagsCached(&'static str, &'static str),
     /// Answers this status with a JSON error body.
     Status(u16),
     /// Never answers.
@@ -169,6 +171,13 @@ impl TestUpstream {
                 }
                 match packages.get(&name) {
                     Some(Behaviour::Tags(tags)) if is_endpoint => reply(200, (*tags).into()),
+                    Some(Behaviour::TagsCached(tags, cache_control)) => {
+                        let mut r = reply(200, (*tags).into());
+                        if let Ok(v) = hyper::header::HeaderValue::from_str(cache_control) {
+                            r.headers_mut().insert("cache-control", v);
+                        }
+                        r
+                    }
                     Some(Behaviour::Tags(tags)) => reply(
                         200,
                         format!(r#"{{"name":"{name}","dist-tags":{tags},"versions":{{}}}}"#),
