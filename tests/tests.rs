@@ -1,6 +1,7 @@
 //! The one integration-test binary: conformance cases run through every target, plus the name
 //! table, log sinks and the real npm CLI.
 
+mod auth;
 mod cases;
 mod infra;
 mod lambda;

@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResult, ObjectStore};
 
+use crate::auth::Auth;
 use crate::error::{Error, json_response};
 use crate::extract::{DistTags, Extractor};
 use crate::log::{Identity, Level, LogEvent, LogSink};
@@ -39,6 +40,7 @@ pub struct App {
     secrets: Vec<String>,
     cache: TagCache,
     stats: Counters,
+    auth: Auth,
 }
 
 /// Store traffic since the process started.
@@ -160,6 +162,7 @@ impl App {
             secrets: Vec::new(),
             cache: TagCache::default(),
             stats: Counters::default(),
+            auth: Auth::default(),
         }
     }
 
@@ -175,6 +178,12 @@ impl App {
         self
     }
 
+    /// Requires one of these bearer tokens on every route but `/-/ping`.
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
     /// The store this app reads.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
@@ -182,13 +191,21 @@ impl App {
 
     /// Answers one request; every failure is already a response.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Bytes> {
-        let context = request
+        let mut context = request
             .extensions()
             .get::<RequestContext>()
             .cloned()
             .unwrap_or_default();
         let request_id = context.request_id.clone().unwrap_or_else(new_request_id);
-        match self.route(&request).await {
+        let routed = match self.authorize(&request) {
+            Ok(token_identity) => {
+                // A named token identifies the caller where the platform does not.
+                context.identity = context.identity.or(token_identity);
+                self.route(&request).await
+            }
+            Err(denied) => Err(denied),
+        };
+        match routed {
             Ok(response) => response,
             Err(error) => {
                 if error.status().is_server_error() {
@@ -199,12 +216,27 @@ impl App {
         }
     }
 
+    /// Lets a request in when no token is required, it is the health check, or its token is valid.
+    fn authorize<B>(&self, request: &Request<B>) -> Result<Option<Identity>, Error> {
+        if !self.auth.is_enabled() || self.relative_path(request) == Some("/-/ping") {
+            return Ok(None);
+        }
+        self.auth
+            .check(request.headers())
+            .map_err(|_| Error::Unauthorized)
+    }
+
+    /// The request path below the base path, if it is below it.
+    fn relative_path<'a, B>(&self, request: &'a Request<B>) -> Option<&'a str> {
+        request
+            .uri()
+            .path()
+            .strip_prefix(self.base_path.as_str())
+            .filter(|rest| rest.starts_with('/'))
+    }
+
     async fn route<B>(&self, request: &Request<B>) -> Result<Response<Bytes>, Error> {
-        let path = request.uri().path();
-        let path = match path.strip_prefix(self.base_path.as_str()) {
-            Some(rest) if rest.starts_with('/') => rest,
-            _ => return Err(Error::RouteNotFound),
-        };
+        let path = self.relative_path(request).ok_or(Error::RouteNotFound)?;
         if path == "/-/ping" {
             allow_get(request.method())?;
             return Ok(json_response(StatusCode::OK, Bytes::from_static(b"{}")));

@@ -19,6 +19,7 @@ use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use url::Url;
 
 use crate::app::App;
+use crate::auth::Auth;
 use crate::log::{HttpSink, LogSink, StdoutSink};
 use crate::upstream::{HttpUpstream, Upstream};
 
@@ -37,6 +38,8 @@ pub const VARIABLES: &[&str] = &[
     "DISTTAGS_STORE_RETRY_MS",
     "DISTTAGS_LOG_TIMEOUT_MS",
     "DISTTAGS_UPSTREAM_CACHE_MS",
+    "DISTTAGS_AUTH_TOKENS",
+    "DISTTAGS_AUTH_TOKENS_FILE",
     "bucket",
     "region",
     "registry",
@@ -128,6 +131,8 @@ pub struct Config {
     pub base_path: String,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Accepted bearer tokens (`DISTTAGS_AUTH_TOKENS`, `DISTTAGS_AUTH_TOKENS_FILE`); empty: open.
+    pub auth: Auth,
 }
 
 impl fmt::Debug for Config {
@@ -147,6 +152,7 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("base_path", &self.base_path)
             .field("timeouts", &self.timeouts)
+            .field("auth", &self.auth.is_enabled())
             .finish_non_exhaustive()
     }
 }
@@ -251,7 +257,23 @@ impl Config {
             upstream_cache: ms("DISTTAGS_UPSTREAM_CACHE_MS", d.upstream_cache)?,
         };
 
+        let mut auth = match get("DISTTAGS_AUTH_TOKENS") {
+            Some(list) => Auth::parse(list, "DISTTAGS_AUTH_TOKENS").map_err(bad)?,
+            None => Auth::default(),
+        };
+        if let Some(path) = get("DISTTAGS_AUTH_TOKENS_FILE") {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| bad(format!("DISTTAGS_AUTH_TOKENS_FILE={path}: {e}")))?;
+            auth.extend(Auth::parse(&text, path).map_err(bad)?);
+            if !auth.is_enabled() {
+                return Err(bad(format!(
+                    "DISTTAGS_AUTH_TOKENS_FILE={path} holds no token hash"
+                )));
+            }
+        }
+
         Ok(Self {
+            auth,
             store,
             store_options,
             upstream,
@@ -331,13 +353,15 @@ impl Config {
 
     /// Builds the whole application: store, upstream and log sink, once per process.
     pub fn build_app(&self) -> Result<App, ConfigError> {
-        Ok(App::new(
-            self.build_store()?,
-            self.build_upstream()?,
-            self.build_log_sink()?,
-        )
-        .with_base_path(&self.base_path)
-        .with_secrets(self.secrets()))
+        self.app_with_log(self.build_log_sink()?)
+    }
+
+    /// Builds the application with a log sink of the caller's (tests and embedders collect events).
+    pub fn app_with_log(&self, log: Arc<dyn LogSink>) -> Result<App, ConfigError> {
+        Ok(App::new(self.build_store()?, self.build_upstream()?, log)
+            .with_base_path(&self.base_path)
+            .with_secrets(self.secrets())
+            .with_auth(self.auth.clone()))
     }
 }
 

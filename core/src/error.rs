@@ -16,6 +16,9 @@ pub enum Error {
     /// No route has this path.
     #[error("not found")]
     RouteNotFound,
+    /// The server requires a bearer token and none valid was presented.
+    #[error("authentication required: send a registry token (npm: _authToken in .npmrc)")]
+    Unauthorized,
     /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed {
@@ -61,6 +64,7 @@ impl Error {
         match self {
             Self::InvalidName(_) => StatusCode::BAD_REQUEST,
             Self::RouteNotFound | Self::PackageNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Store { .. } | Self::StoreMissing(_) | Self::Corrupt { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -93,10 +97,19 @@ impl Error {
         };
         let body = serde_json::to_vec(&body).unwrap_or_else(|_| br#"{"ok":false}"#.to_vec());
         let mut response = json_response(self.status(), Bytes::from(body));
-        if let Self::MethodNotAllowed { allow } = self {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        match self {
+            Self::MethodNotAllowed { allow } => {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::Unauthorized => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"disttags\""),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -5,6 +5,7 @@
 //! their platform's events into requests and put a [`RequestContext`] in the request's extensions.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -290,13 +290,11 @@ impl Target {
         let config = Config::from_vars(vars, Defaults::CLOUD).expect("config");
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
-        let app = App::new(
-            config.build_store().expect("store"),
-            config.build_upstream().expect("upstream"),
-            Arc::new(move |e: &LogEvent| sink.lock().expect("lock").push(e.clone())),
-        )
-        .with_base_path(&config.base_path)
-        .with_secrets(config.secrets());
+        let app = config
+            .app_with_log(Arc::new(move |e: &LogEvent| {
+                sink.lock().expect("lock").push(e.clone())
+            }))
+            .expect("app");
         seed(app.store().as_ref(), objects).await;
         Self {
             transport: Box::new(InProcess { app, events }),

@@ -1,0 +1,170 @@
+//! Bearer-token access for servers no platform gateway guards: tokens are configured only as SHA-256
+//! hashes, and a presented token is hashed and compared in constant time.
+
+use std::fmt;
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use crate::log::Identity;
+
+/// One accepted token, as its SHA-256, with the name it stands for in log events.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenHash {
+    hash: [u8; 32],
+    name: Option<String>,
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenHash")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tokens a server accepts; empty means the server is open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Auth {
+    tokens: Vec<TokenHash>,
+}
+
+/// Why a request was not let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// A token that matches no configured hash.
+    Invalid,
+}
+
+impl Auth {
+    /// Parses lines of `<sha256 hex> [name]` (blank lines and `#` comments skipped), or a comma-separated list.
+    pub fn parse(text: &str, source: &str) -> Result<Self, String> {
+        let mut tokens = Vec::new();
+        for line in text.split(['\n', ',']) {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (hex, name) = match line.split_once(char::is_whitespace) {
+                Some((h, n)) => (h, Some(n.trim().to_owned())),
+                None => (line, None),
+            };
+            let hash = decode_sha256(hex).ok_or_else(|| {
+                format!("{source}: {hex:.8}… is not a SHA-256 hex digest (64 hex characters; e.g. `printf %s TOKEN | sha256sum`)")
+            })?;
+            tokens.push(TokenHash { hash, name });
+        }
+        Ok(Self { tokens })
+    }
+
+    /// Adds the tokens of another source.
+    pub fn extend(&mut self, other: Self) {
+        self.tokens.extend(other.tokens);
+    }
+
+    /// Whether any token is configured.
+    pub fn is_enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// Checks a request's bearer token; on success, the identity the token stands for, if named.
+    pub fn check(&self, headers: &HeaderMap) -> Result<Option<Identity>, Denied> {
+        let token = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(Denied::Missing)?;
+        let presented = sha256(token.as_bytes());
+        // Every configured hash is compared in full, so timing says nothing about which one matched.
+        let mut matched = None;
+        for entry in &self.tokens {
+            if constant_time_eq(&entry.hash, &presented) {
+                matched = Some(entry);
+            }
+        }
+        let entry = matched.ok_or(Denied::Invalid)?;
+        Ok(entry
+            .name
+            .clone()
+            .map(|name| Identity { name, avatar: None }))
+    }
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn decode_sha256(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        h
+    }
+
+    #[test]
+    fn accepts_only_configured_tokens() {
+        // SHA-256("abc"), the FIPS 180-2 test vector.
+        assert_eq!(
+            hex(&sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let text = format!(
+            "# ci tokens\n{} alice\n\n{}\n",
+            hex(&sha256(b"s3cret")),
+            hex(&sha256(b"other"))
+        );
+        let auth = Auth::parse(&text, "test").expect("parse");
+        assert!(auth.is_enabled());
+        assert_eq!(
+            auth.check(&bearer("s3cret"))
+                .expect("ok")
+                .map(|i| i.name)
+                .as_deref(),
+            Some("alice")
+        );
+        assert_eq!(auth.check(&bearer("other")), Ok(None));
+        assert_eq!(auth.check(&bearer("nope")), Err(Denied::Invalid));
+        assert_eq!(auth.check(&HeaderMap::new()), Err(Denied::Missing));
+        let mut basic = HeaderMap::new();
+        basic.insert(AUTHORIZATION, "Basic czNjcmV0".parse().expect("header"));
+        assert_eq!(auth.check(&basic), Err(Denied::Missing));
+        assert!(Auth::parse("not-a-hash", "DISTTAGS_AUTH_TOKENS").is_err());
+        assert!(!Auth::parse("", "x").expect("empty").is_enabled());
+    }
+}
