@@ -9,6 +9,7 @@ mod logs;
 mod names;
 mod npm_cli;
 mod reads;
+mod shutdown;
 mod stores;
 mod upstream;
 

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 pub mod azure_host;
 pub mod emulator;
 pub mod lambda;
+pub mod load;
 pub mod target;
 
 /// A port on 127.0.0.1 that was free a moment ago, for servers that must be told their port.

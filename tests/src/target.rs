@@ -124,6 +124,10 @@ pub trait Transport: Send + Sync {
     fn url(&self) -> Option<String> {
         None
     }
+    /// The shim's process, where there is one.
+    fn process_mut(&mut self) -> Option<&mut Process> {
+        None
+    }
 }
 
 /// A running endpoint that cases send requests to.
@@ -227,6 +231,10 @@ impl Transport for HttpProcess {
 
     fn url(&self) -> Option<String> {
         Some(format!("http://{}", self.addr))
+    }
+
+    fn process_mut(&mut self) -> Option<&mut Process> {
+        Some(&mut self.process)
     }
 }
 

@@ -64,6 +64,9 @@ const MAX_BODY: usize = 1024 * 1024;
 /// How long in-flight requests may run after shutdown starts (Cloud Run allows 10 s in all).
 pub const DRAIN: Duration = Duration::from_secs(8);
 
+/// How long after the signal the server still accepts and reads requests, so none already sent is lost.
+pub const LINGER: Duration = Duration::from_millis(250);
+
 /// Serves `handler` on `listener` until `shutdown` resolves, then stops accepting and drains.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
@@ -72,19 +75,40 @@ pub async fn serve<H: Handler>(
 ) {
     let graceful = GracefulShutdown::new();
     let http = hyper::server::conn::http1::Builder::new();
+    // After the signal, each connection serves one request and closes.
+    let mut last_call = hyper::server::conn::http1::Builder::new();
+    last_call.keep_alive(false);
     tokio::pin!(shutdown);
+    let mut linger_until: Option<tokio::time::Instant> = None;
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    eprintln!("disttags: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        let stream = match linger_until {
+            // Connections accepted just before the signal, or still queued by the kernel, carry
+            // requests their clients sent before it; hyper would close them as idle if told to shut
+            // down before it has read them. So for a short linger the server keeps accepting and
+            // reading, then drains what is queued, and only then shuts connections down.
+            Some(until) => match tokio::time::timeout_at(until, listener.accept()).await {
+                Ok(Ok((stream, _))) => stream,
+                Ok(Err(_)) => continue,
+                Err(_) => match tokio::time::timeout(Duration::ZERO, listener.accept()).await {
+                    Ok(Ok((stream, _))) => stream,
+                    _ => break,
+                },
+            },
+            None => tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        eprintln!("disttags: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => {
+                    linger_until = Some(tokio::time::Instant::now() + LINGER);
                     continue;
                 }
             },
-            () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
@@ -92,7 +116,12 @@ pub async fn serve<H: Handler>(
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(answer(handler.as_ref(), request).await) }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let builder = if linger_until.is_some() {
+            &last_call
+        } else {
+            &http
+        };
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // A client that goes away mid-request is not an error of ours.
             let _ = connection.await;
