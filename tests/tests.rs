@@ -3,6 +3,7 @@
 
 mod auth;
 mod cases;
+mod faults;
 mod infra;
 mod lambda;
 mod logs;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -12,6 +13,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResult, ObjectStore};
 
 use crate::auth::Auth;
+use crate::config::Timeouts;
 use crate::error::{Error, json_response};
 use crate::extract::{DistTags, Extractor};
 use crate::log::{Identity, Level, LogEvent, LogSink};
@@ -41,6 +43,7 @@ pub struct App {
     cache: TagCache,
     stats: Counters,
     auth: Auth,
+    store_timeout: Duration,
 }
 
 /// Store traffic since the process started.
@@ -163,6 +166,7 @@ impl App {
             cache: TagCache::default(),
             stats: Counters::default(),
             auth: Auth::default(),
+            store_timeout: Timeouts::default().store_total,
         }
     }
 
@@ -181,6 +185,12 @@ impl App {
     /// Requires one of these bearer tokens on every route but `/-/ping`.
     pub fn with_auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Bounds one lookup's store reads, whatever the store (a local file can stall as a network can).
+    pub fn with_store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
         self
     }
 
@@ -253,7 +263,16 @@ impl App {
 
     /// The package's dist-tags: from the store, else from the upstream.
     pub async fn dist_tags(&self, name: &PackageName) -> Result<DistTags, Error> {
-        if let Some(tags) = self.stored_tags(name).await? {
+        let stored = tokio::time::timeout(self.store_timeout, self.stored_tags(name))
+            .await
+            .map_err(|_| Error::Store {
+                key: name.packument_key().to_string(),
+                source: object_store::Error::Generic {
+                    store: "disttags",
+                    source: format!("no answer within {:?}", self.store_timeout).into(),
+                },
+            })?;
+        if let Some(tags) = stored? {
             return Ok(tags);
         }
         let Some(upstream) = &self.upstream else {

@@ -74,7 +74,7 @@ pub struct Timeouts {
     pub upstream_total: Duration,
     /// Connecting to a cloud store (`DISTTAGS_STORE_CONNECT_TIMEOUT_MS`, 2000).
     pub store_connect: Duration,
-    /// One store request, body included (`DISTTAGS_STORE_TIMEOUT_MS`, 30000).
+    /// One store request, body included, and one lookup's store reads in all (`DISTTAGS_STORE_TIMEOUT_MS`, 30000).
     pub store_total: Duration,
     /// Time within which failed store requests are retried (`DISTTAGS_STORE_RETRY_MS`, 3000).
     pub store_retry: Duration,
@@ -328,6 +328,7 @@ impl Config {
             client,
             base,
             self.timeouts.upstream_cache,
+            self.timeouts.upstream_total,
         ))))
     }
 
@@ -361,7 +362,8 @@ impl Config {
         Ok(App::new(self.build_store()?, self.build_upstream()?, log)
             .with_base_path(&self.base_path)
             .with_secrets(self.secrets())
-            .with_auth(self.auth.clone()))
+            .with_auth(self.auth.clone())
+            .with_store_timeout(self.timeouts.store_total))
     }
 }
 

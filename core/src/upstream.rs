@@ -30,11 +30,16 @@ pub struct HttpUpstream {
     has_endpoint: AtomicBool,
     /// How long a found package's tags are reused; never longer than the upstream's `Cache-Control`.
     ttl: Duration,
+    /// One lookup, every request and retry included.
+    deadline: Duration,
     cache: Mutex<HashMap<String, (Instant, DistTags)>>,
 }
 
 /// The most upstream answers a process remembers; past it the cache starts over.
 const CACHE_ENTRIES: usize = 10_000;
+/// Retries of a transient failure (connection refused, 502/503/504), each after a longer pause.
+const RETRIES: u32 = 2;
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 impl fmt::Debug for HttpUpstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -48,8 +53,13 @@ const PACKUMENT_ACCEPT: &str =
     "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
 
 impl HttpUpstream {
-    /// An upstream at `base` using `client` (whose timeouts bound every call), reusing answers for `ttl`.
-    pub fn new(client: reqwest::Client, base: &url::Url, ttl: Duration) -> Self {
+    /// An upstream at `base` using `client`, each lookup bounded by `deadline`, answers reused for `ttl`.
+    pub fn new(
+        client: reqwest::Client,
+        base: &url::Url,
+        ttl: Duration,
+        deadline: Duration,
+    ) -> Self {
         let mut base = base.as_str().to_owned();
         if !base.ends_with('/') {
             base.push('/');
@@ -59,6 +69,7 @@ impl HttpUpstream {
             base,
             has_endpoint: AtomicBool::new(false),
             ttl,
+            deadline,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -86,13 +97,56 @@ impl HttpUpstream {
         }
     }
 
+    /// One GET, retried with backoff while the failure is transient; the lookup's deadline bounds it all.
     async fn get(&self, url: &str, accept: &str) -> Result<reqwest::Response, Error> {
-        self.client
-            .get(url)
-            .header(ACCEPT, accept)
-            .send()
-            .await
-            .map_err(transport_error)
+        let mut attempt = 0;
+        loop {
+            let result = self.client.get(url).header(ACCEPT, accept).send().await;
+            let transient = match &result {
+                Err(e) => e.is_connect(),
+                Ok(r) => matches!(r.status().as_u16(), 502..=504),
+            };
+            if !transient || attempt >= RETRIES {
+                return result.map_err(transport_error);
+            }
+            attempt += 1;
+            tokio::time::sleep(RETRY_BACKOFF * attempt).await;
+        }
+    }
+
+    /// The dist-tags endpoint, then the abbreviated packument where the upstream lacks the endpoint.
+    async fn lookup(&self, name: &PackageName) -> Result<Option<DistTags>, Error> {
+        let segment = name.upstream_segment();
+        let endpoint = format!("{}-/package/{segment}/dist-tags", self.base);
+        let response = self.get(&endpoint, "application/json").await?;
+        match response.status() {
+            StatusCode::OK => {
+                self.has_endpoint.store(true, Ordering::Relaxed);
+                let headers = response.headers().clone();
+                let tags = Self::read_tags(response).await?;
+                self.remember(name, &headers, &tags);
+                return Ok(Some(tags));
+            }
+            StatusCode::NOT_FOUND if self.has_endpoint.load(Ordering::Relaxed) => return Ok(None),
+            // A registry without the endpoint: ask for the (abbreviated) packument instead.
+            StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::NOT_IMPLEMENTED => {}
+            other => return Err(status_error(other)),
+        }
+        let response = self
+            .get(&format!("{}{segment}", self.base), PACKUMENT_ACCEPT)
+            .await?;
+        match response.status() {
+            StatusCode::OK => {
+                let headers = response.headers().clone();
+                let tags = Self::read_packument(response).await?;
+                self.remember(name, &headers, &tags);
+                Ok(Some(tags))
+            }
+            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
+            other => Err(status_error(other)),
+        }
     }
 
     /// Reads the dist-tags endpoint's small answer, refusing one that is too large to be dist-tags.
@@ -132,37 +186,9 @@ impl Upstream for HttpUpstream {
         if let Some(tags) = self.cached(name) {
             return Ok(Some(tags));
         }
-        let segment = name.upstream_segment();
-        let endpoint = format!("{}-/package/{segment}/dist-tags", self.base);
-        let response = self.get(&endpoint, "application/json").await?;
-        match response.status() {
-            StatusCode::OK => {
-                self.has_endpoint.store(true, Ordering::Relaxed);
-                let headers = response.headers().clone();
-                let tags = Self::read_tags(response).await?;
-                self.remember(name, &headers, &tags);
-                return Ok(Some(tags));
-            }
-            StatusCode::NOT_FOUND if self.has_endpoint.load(Ordering::Relaxed) => return Ok(None),
-            // A registry without the endpoint: ask for the (abbreviated) packument instead.
-            StatusCode::NOT_FOUND
-            | StatusCode::METHOD_NOT_ALLOWED
-            | StatusCode::NOT_IMPLEMENTED => {}
-            other => return Err(status_error(other)),
-        }
-        let response = self
-            .get(&format!("{}{segment}", self.base), PACKUMENT_ACCEPT)
-            .await?;
-        match response.status() {
-            StatusCode::OK => {
-                let headers = response.headers().clone();
-                let tags = Self::read_packument(response).await?;
-                self.remember(name, &headers, &tags);
-                Ok(Some(tags))
-            }
-            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
-            other => Err(status_error(other)),
-        }
+        tokio::time::timeout(self.deadline, self.lookup(name))
+            .await
+            .map_err(|_| Error::UpstreamTimeout(format!("no answer within {:?}", self.deadline)))?
     }
 }
 

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 
 pub mod azure_host;
 pub mod emulator;
+pub mod faults;
 pub mod lambda;
 pub mod load;
 pub mod target;
@@ -115,6 +116,10 @@ pub enum Behaviour {
     Hang,
     /// Answers 200 with a body that is not JSON.
     Garbage,
+    /// Closes the connection without answering.
+    Reset,
+    /// Answers 200 with a body that never ends (a JSON string that never closes).
+    Endless,
 }
 
 /// One request the test upstream saw.
@@ -168,9 +173,9 @@ impl TestUpstream {
                     None => (path.trim_start_matches('/').to_owned(), false),
                 };
                 if is_endpoint && !endpoint {
-                    return reply(404, r#"{"error":"no such endpoint"}"#.into());
+                    return Some(reply(404, r#"{"error":"no such endpoint"}"#.into()));
                 }
-                match packages.get(&name) {
+                let response = match packages.get(&name) {
                     Some(Behaviour::Tags(tags)) if is_endpoint => reply(200, (*tags).into()),
                     Some(Behaviour::TagsCached(tags, cache_control)) => {
                         let mut r = reply(200, (*tags).into());
@@ -185,12 +190,22 @@ impl TestUpstream {
                     ),
                     Some(Behaviour::Status(code)) => reply(*code, r#"{"error":"boom"}"#.into()),
                     Some(Behaviour::Garbage) => reply(200, "<html>this is not json".into()),
+                    Some(Behaviour::Reset) => return None,
+                    Some(Behaviour::Endless) => {
+                        let mut response = Response::new(BoxBody::new(Endless { started: false }));
+                        response.headers_mut().insert(
+                            "content-type",
+                            hyper::header::HeaderValue::from_static("application/json"),
+                        );
+                        return Some(response);
+                    }
                     Some(Behaviour::Hang) => {
                         tokio::time::sleep(Duration::from_secs(120)).await;
                         reply(200, "{}".into())
                     }
                     None => reply(404, r#"{"error":"Not found"}"#.into()),
-                }
+                };
+                Some(response)
             }
         })
         .await;
@@ -206,8 +221,34 @@ impl TestUpstream {
     }
 }
 
-fn reply(status: u16, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+/// A response body that never ends: `{"name":"x","readme":"` and then `x` forever.
+struct Endless {
+    started: bool,
+}
+
+impl hyper::body::Body for Endless {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let chunk = if self.started {
+            Bytes::from(vec![b'x'; 64 * 1024])
+        } else {
+            self.started = true;
+            Bytes::from_static(br#"{"name":"x","readme":""#)
+        };
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
+}
+
+/// The body type of the test servers.
+pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn reply(status: u16, body: String) -> Response<BoxBody> {
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(
@@ -217,11 +258,11 @@ fn reply(status: u16, body: String) -> Response<Full<Bytes>> {
     response
 }
 
-/// Serves `handler` on a free port of 127.0.0.1 for the rest of the test.
+/// Serves `handler` on a free port of 127.0.0.1 for the rest of the test; `None` resets the connection.
 pub async fn serve_fn<F, Fut>(handler: F) -> SocketAddr
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    Fut: std::future::Future<Output = Option<Response<BoxBody>>> + Send + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -236,7 +277,7 @@ where
             tokio::spawn(async move {
                 let service = service_fn(move |r| {
                     let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(r).await) }
+                    async move { handler(r).await.ok_or("reset by the test server") }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -280,7 +321,7 @@ impl LogEndpoint {
                     .expect("lock")
                     .push((auth, String::from_utf8_lossy(&body).into_owned()));
                 tokio::time::sleep(delay).await;
-                reply(status, "{}".into())
+                Some(reply(status, "{}".into()))
             }
         })
         .await;
