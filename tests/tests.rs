@@ -4,6 +4,7 @@
 mod auth;
 mod cases;
 mod faults;
+mod leaks;
 mod infra;
 mod lambda;
 mod logs;

@@ -128,6 +128,10 @@ pub trait Transport: Send + Sync {
     fn process_mut(&mut self) -> Option<&mut Process> {
         None
     }
+    /// The shim's process, read-only.
+    fn process(&self) -> Option<&Process> {
+        None
+    }
 }
 
 /// A running endpoint that cases send requests to.
@@ -235,6 +239,10 @@ impl Transport for HttpProcess {
 
     fn process_mut(&mut self) -> Option<&mut Process> {
         Some(&mut self.process)
+    }
+
+    fn process(&self) -> Option<&Process> {
+        Some(&self.process)
     }
 }
 
@@ -398,6 +406,11 @@ impl Target {
                 request_id: None,
             })
             .await
+    }
+
+    /// The shim's process, where there is one.
+    pub fn process(&self) -> Option<&Process> {
+        self.transport.process()
     }
 
     /// The registry URL for HTTP clients, where the target serves plain HTTP.
