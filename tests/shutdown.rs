@@ -60,7 +60,11 @@ async fn sigterm_mid_load(kind: &str) {
     );
     // Requests started after the signal may be refused or reset while the listener closes; every
     // one started before it must have been answered.
-    let dropped_before = outcome.dropped_at.iter().filter(|at| **at < signalled).count();
+    let dropped_before = outcome
+        .dropped_at
+        .iter()
+        .filter(|at| **at < signalled)
+        .count();
     assert_eq!(
         dropped_before,
         0,

@@ -4,8 +4,11 @@
 //! handed to the real `disttags serve` and `disttags import` binaries.
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use disttags_core::app::PREFIX_BYTES;
+use disttags_core::{App, PackageName};
 use disttags_tests::emulator::{BUCKET, Emulator, Kind};
 use disttags_tests::target::{Reply, Target, target_vars};
 use disttags_tests::{TestUpstream, binary, packument, shared_packument};
@@ -183,6 +186,10 @@ async fn cloud_store(kind: Kind) {
     let (t, upstream) = serve(&emulator, &[]).await;
     behaviours(&t, &upstream, store).await;
     import_and_npm(&emulator).await;
+    if kind != Kind::Gcs {
+        // fake-gcs-server ignores conditional requests; the real GCS honours them.
+        revalidation(&emulator).await;
+    }
 
     // A missing bucket or container is a broken deployment: 500, never "ask the upstream".
     let scheme = emulator.env["DISTTAGS_STORE"]
@@ -232,6 +239,47 @@ async fn cloud_store(kind: Kind) {
         assert_500_with_event(&t, &reply, store, "emulator stopped", &secrets).await;
     }
     println!("{store}: whole suite in {:?}", started.elapsed());
+}
+
+/// A warm instance revalidates: an unchanged packument transfers no body, an update is seen at once.
+async fn revalidation(emulator: &Emulator) {
+    let store = emulator.kind.as_str();
+    let client = emulator.client();
+    let name = PackageName::parse("@reval/pkg").expect("name");
+    let big = shared_packument("react.front.json.gz");
+    emulator
+        .seed(&[("@reval/pkg/index.json", big.clone())])
+        .await;
+    let app = App::new(client, None, Arc::new(()));
+    let first = app.dist_tags(&name).await.expect("first lookup");
+    let cold = app.stats();
+    assert!(
+        cold.bytes <= PREFIX_BYTES,
+        "{store}: a front-layout packument reads a bounded prefix ({} bytes of {})",
+        cold.bytes,
+        big.len()
+    );
+    for _ in 0..3 {
+        assert_eq!(app.dist_tags(&name).await.expect("repeat"), first);
+    }
+    let warm = app.stats();
+    assert_eq!(
+        warm.bytes, cold.bytes,
+        "{store}: repeat lookups transfer no body"
+    );
+    assert_eq!(warm.not_modified, 3, "{store}: each repeat was a 304");
+    emulator
+        .seed(&[(
+            "@reval/pkg/index.json",
+            packument("@reval/pkg", Some(r#"{"latest":"9.9.9"}"#)),
+        )])
+        .await;
+    let updated = app.dist_tags(&name).await.expect("after update");
+    assert_eq!(
+        updated.get("latest"),
+        Some("9.9.9"),
+        "{store}: the very next lookup sees the update"
+    );
 }
 
 /// `disttags import` into the cloud store (GCS: seeded through its API), then `npm dist-tag ls` through `disttags serve`.

@@ -4,9 +4,9 @@
 mod auth;
 mod cases;
 mod faults;
-mod leaks;
 mod infra;
 mod lambda;
+mod leaks;
 mod logs;
 mod names;
 mod npm_cli;

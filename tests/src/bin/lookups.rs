@@ -1,0 +1,107 @@
+//! `lookups`: what one dist-tags lookup costs the store, for every packument in `../shared/packuments/`,
+//! on the file store and on an S3 emulator (moto): bytes read, requests, and time, cold (a new process'
+//! first lookup) and warm (revalidated with If-None-Match). Prints a table; asserts nothing.
+//!
+//! `cargo run --release -p disttags-tests --bin lookups [-- --quick]`; scripts/test runs `--quick`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use disttags_core::{App, PackageName};
+use disttags_tests::emulator::{Emulator, Kind};
+use disttags_tests::shared_packument;
+use disttags_tests::target::seed;
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+
+fn packuments() -> Vec<String> {
+    let dir = std::env::var_os("DISTTAGS_PACKUMENTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| disttags_tests::repo_root().join("../shared/packuments"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".json.gz"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Median of `runs` lookups, each by a new App (no cache: a cold instance), and the bytes each read.
+async fn cold(
+    store: &Arc<dyn ObjectStore>,
+    name: &PackageName,
+    runs: usize,
+) -> (Duration, u64, u64) {
+    let mut times = Vec::new();
+    let mut stats = Default::default();
+    for _ in 0..runs {
+        let app = App::new(store.clone(), None, Arc::new(()));
+        let started = Instant::now();
+        app.dist_tags(name).await.expect("lookup");
+        times.push(started.elapsed());
+        stats = app.stats();
+    }
+    times.sort();
+    (times[times.len() / 2], stats.bytes, stats.requests)
+}
+
+/// Median of `runs` repeat lookups by one warm App, and the bytes all of them read.
+async fn warm(store: &Arc<dyn ObjectStore>, name: &PackageName, runs: usize) -> (Duration, u64) {
+    let app = App::new(store.clone(), None, Arc::new(()));
+    app.dist_tags(name).await.expect("lookup");
+    let before = app.stats();
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        app.dist_tags(name).await.expect("lookup");
+        times.push(started.elapsed());
+    }
+    times.sort();
+    (times[times.len() / 2], app.stats().bytes - before.bytes)
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runs = if quick { 3 } else { 25 };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file: Arc<dyn ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("file store"));
+    let emulator = Emulator::start(Kind::Moto);
+    let s3 = emulator.client();
+    println!(
+        "{:<8} {:<22} {:>11} | {:>10} {:>8} {:>10} | {:>10} {:>10}",
+        "store",
+        "packument",
+        "size",
+        "cold read",
+        "requests",
+        "cold time",
+        "warm read",
+        "warm time"
+    );
+    for (store_name, store) in [("file", &file), ("s3/moto", &s3)] {
+        for packument in packuments() {
+            let doc = shared_packument(&packument);
+            let size = doc.len();
+            seed(store.as_ref(), &[("pkg/index.json", doc)]).await;
+            let name = PackageName::parse("pkg").expect("name");
+            let (cold_time, cold_bytes, requests) = cold(store, &name, runs).await;
+            let (warm_time, warm_bytes) = warm(store, &name, runs).await;
+            println!(
+                "{store_name:<8} {:<22} {size:>11} | {cold_bytes:>10} {requests:>8} {:>10.3?} | {warm_bytes:>10} {:>10.3?}",
+                packument.trim_end_matches(".json.gz"),
+                cold_time,
+                warm_time,
+            );
+        }
+    }
+    println!(
+        "(medians of {runs}; read = body bytes received from the store; warm = revalidated with If-None-Match)"
+    );
+}
