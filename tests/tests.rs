@@ -10,6 +10,7 @@ mod leaks;
 mod logs;
 mod names;
 mod npm_cli;
+mod platforms;
 mod reads;
 mod shutdown;
 mod stores;
