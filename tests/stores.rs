@@ -10,33 +10,11 @@ use std::time::{Duration, Instant};
 use disttags_core::app::PREFIX_BYTES;
 use disttags_core::{App, PackageName};
 use disttags_tests::emulator::{BUCKET, Emulator, Kind};
-use disttags_tests::target::{Reply, Target, target_vars};
+use disttags_tests::target::{Reply, Target, standard_store, target_vars};
 use disttags_tests::{TestUpstream, binary, packument, shared_packument};
 use serde_json::{Value, json};
 
 use crate::fixture_with;
-
-/// What every store holds before the behaviours run.
-fn objects() -> Vec<(&'static str, Vec<u8>)> {
-    vec![
-        (
-            "left-pad/index.json",
-            shared_packument("left-pad.front.json.gz"),
-        ),
-        (
-            "@scope/pkg/index.json",
-            packument(
-                "@scope/pkg",
-                Some(r#"{"latest":"1.0.0","next":"2.0.0-rc.1"}"#),
-            ),
-        ),
-        ("no-tags/index.json", packument("no-tags", None)),
-        (
-            "corrupt/index.json",
-            b"{\"name\":\"corrupt\",\"dist-tags\":{\"latest\"".to_vec(),
-        ),
-    ]
-}
 
 fn left_pad_tags() -> Value {
     let doc: Value =
@@ -131,13 +109,13 @@ async fn behaviours(t: &Target, upstream: &TestUpstream, store: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store() {
-    let (t, upstream) = fixture_with("in_process", &objects(), &[]).await;
+    let (t, upstream) = fixture_with("in_process", &standard_store(), &[]).await;
     behaviours(&t, &upstream, "memory").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_store() {
-    let (t, upstream) = fixture_with("local", &objects(), &[]).await;
+    let (t, upstream) = fixture_with("local", &standard_store(), &[]).await;
     behaviours(&t, &upstream, "file").await;
 }
 
@@ -181,7 +159,7 @@ async fn cloud_store(kind: Kind) {
     let mut emulator = Emulator::start(kind);
     let store = kind.as_str();
     println!("{store}: started in {:?}", started.elapsed());
-    emulator.seed(&objects()).await;
+    emulator.seed(&standard_store()).await;
 
     let (t, upstream) = serve(&emulator, &[]).await;
     behaviours(&t, &upstream, store).await;

@@ -58,29 +58,26 @@ async fn answers_are_reused_within_the_ttl_and_cache_control() {
     )
     .await;
     let t = Target::in_process(&[], &upstream, &[]).await;
-    let count = |name: &str| {
-        upstream
-            .seen()
-            .iter()
-            .filter(|s| s.path == dist_tags(name))
-            .count()
-    };
     for _ in 0..3 {
         for name in ["plain", "no-cache", "short"] {
             assert_eq!(t.get(&dist_tags(name)).await.status, 200);
         }
     }
-    assert_eq!(count("plain"), 1, "reused within the default 30 s");
-    assert_eq!(count("no-cache"), 3, "Cache-Control: no-cache is honoured");
-    assert_eq!(count("short"), 3, "max-age=0 is honoured");
+    assert_eq!(upstream.asked("plain"), 1, "reused within the default 30 s");
+    assert_eq!(
+        upstream.asked("no-cache"),
+        3,
+        "Cache-Control: no-cache is honoured"
+    );
+    assert_eq!(upstream.asked("short"), 3, "max-age=0 is honoured");
 
     let off = Target::in_process(&[], &upstream, &[("DISTTAGS_UPSTREAM_CACHE_MS", "0")]).await;
-    let before = count("plain");
+    let before = upstream.asked("plain");
     for _ in 0..2 {
         assert_eq!(off.get(&dist_tags("plain")).await.status, 200);
     }
     assert_eq!(
-        count("plain") - before,
+        upstream.asked("plain") - before,
         2,
         "DISTTAGS_UPSTREAM_CACHE_MS=0 disables reuse"
     );

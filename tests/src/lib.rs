@@ -219,6 +219,17 @@ impl TestUpstream {
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }
+
+    /// How often the dist-tags endpoint was asked for `name` (as it appears in the path).
+    pub fn asked(&self, name: &str) -> usize {
+        let path = format!("/-/package/{name}/dist-tags");
+        self.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.path == path)
+            .count()
+    }
 }
 
 /// A response body that never ends: `{"name":"x","readme":"` and then `x` forever.
