@@ -18,6 +18,7 @@ mod upstream;
 
 use disttags_tests::TestUpstream;
 use disttags_tests::azure_host::{HostMode, azure_target};
+use disttags_tests::lambda::{EventKind, lambda_target};
 use disttags_tests::target::{Target, standard_store, standard_upstream};
 
 /// A fixture: the standard upstream, and a target of `kind` over the standard store.
@@ -38,6 +39,10 @@ pub async fn fixture_with(
         "cloudrun" => Target::cloudrun(store, &upstream, extra).await,
         "azure_proxy" => azure_target(HostMode::Proxy, store, &upstream, extra).await,
         "azure_envelope" => azure_target(HostMode::Envelope, store, &upstream, extra).await,
+        "lambda_rest" => lambda_target(EventKind::RestV1, store, &upstream, extra).await,
+        "lambda_http" => lambda_target(EventKind::HttpV2, store, &upstream, extra).await,
+        "lambda_alb" => lambda_target(EventKind::Alb, store, &upstream, extra).await,
+        "lambda_url" => lambda_target(EventKind::FunctionUrl, store, &upstream, extra).await,
         other => panic!("unknown target kind {other}"),
     };
     (target, upstream)
@@ -68,4 +73,14 @@ macro_rules! conformance {
     };
 }
 
-conformance!(in_process, local, cloudrun, azure_proxy, azure_envelope);
+conformance!(
+    in_process,
+    local,
+    cloudrun,
+    azure_proxy,
+    azure_envelope,
+    lambda_rest,
+    lambda_http,
+    lambda_alb,
+    lambda_url,
+);
