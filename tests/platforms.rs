@@ -150,3 +150,78 @@ async fn identity_headers_count_only_on_their_own_platform() {
         );
     }
 }
+
+#[test]
+fn configuration_mistakes_stop_each_binary_with_one_line() {
+    let cases: &[(&str, &[&str], &[(&str, &str)], &str)] = &[
+        (
+            "disttags",
+            &["serve", "--store", "ftp://bucket"],
+            &[],
+            "DISTTAGS_STORE",
+        ),
+        (
+            "disttags",
+            &["serve"],
+            &[("DISTTAGS_UPSTREAM", "not a url")],
+            "DISTTAGS_UPSTREAM",
+        ),
+        (
+            "disttags",
+            &["serve"],
+            &[("DISTTAGS_LOG", "syslog")],
+            "DISTTAGS_LOG",
+        ),
+        (
+            "disttags",
+            &["serve"],
+            &[("DISTTAGS_UPSTREAM_TIMEOUT_MS", "10s")],
+            "DISTTAGS_UPSTREAM_TIMEOUT_MS",
+        ),
+        ("disttags-cloudrun", &[], &[], "DISTTAGS_STORE"),
+        (
+            "disttags-cloudrun",
+            &[],
+            &[("DISTTAGS_STORE", "memory://"), ("PORT", "http")],
+            "PORT",
+        ),
+        (
+            "disttags-azure",
+            &[],
+            &[("DISTTAGS_STORE", "memory://")],
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+        ),
+        (
+            "disttags-azure",
+            &[],
+            &[("FUNCTIONS_CUSTOMHANDLER_PORT", "1")],
+            "DISTTAGS_STORE",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (bin, args, env, names) in cases {
+        let output = Command::new(binary(bin))
+            .args(*args)
+            .env_clear()
+            .env("HOME", dir.path())
+            .current_dir(dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{bin} {args:?} {env:?}: {stderr}"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{bin} {args:?}: one line, no backtrace: {stderr}"
+        );
+        assert!(
+            stderr.contains(names),
+            "{bin} {args:?}: the line names {names}: {stderr}"
+        );
+    }
+}
