@@ -151,9 +151,12 @@ async fn identity_headers_count_only_on_their_own_platform() {
     }
 }
 
+/// A binary, its arguments, its environment, and the variable its error line must name.
+type Mistake<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn configuration_mistakes_stop_each_binary_with_one_line() {
-    let cases: &[(&str, &[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[Mistake] = &[
         (
             "disttags",
             &["serve", "--store", "ftp://bucket"],
