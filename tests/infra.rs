@@ -51,6 +51,18 @@ fn infra_files() -> Vec<String> {
     out
 }
 
+/// Every environment-variable-like name in `text` that starts with `prefix`.
+fn names_with_prefix(text: &str, prefix: &str) -> Vec<String> {
+    text.match_indices(prefix)
+        .map(|(at, _)| {
+            text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect()
+        })
+        .collect()
+}
+
 #[test]
 fn templates_name_the_binaries_the_workspace_builds() {
     let lambda = binary_name("lambda");
@@ -92,22 +104,14 @@ fn every_variable_the_templates_set_is_one_the_code_reads() {
     let mut seen = 0;
     for file in infra_files() {
         let text = read(&file);
-        for (at, _) in text.match_indices("DISTTAGS_") {
-            let name: String = text[at..]
-                .chars()
-                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
-                .collect();
+        for name in names_with_prefix(&text, "DISTTAGS_") {
             assert!(
                 VARIABLES.contains(&name.as_str()),
                 "{file} sets {name}, which the code does not read"
             );
             seen += 1;
         }
-        for (at, _) in text.match_indices("AZURE_STORAGE_") {
-            let name: String = text[at..]
-                .chars()
-                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
-                .collect();
+        for name in names_with_prefix(&text, "AZURE_STORAGE_") {
             assert!(
                 name.to_ascii_lowercase().parse::<AzureConfigKey>().is_ok(),
                 "{file} sets {name}, which object_store has no key for"
