@@ -40,7 +40,8 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    fn template(self) -> &'static str {
+    /// The kind's sample event as AWS documents it, for `GET /-/ping`.
+    pub fn template(self) -> &'static str {
         match self {
             Self::RestV1 => include_str!("../data/lambda/apigw-rest.json"),
             Self::HttpV2 => include_str!("../data/lambda/apigw-http.json"),
@@ -216,7 +217,14 @@ pub fn event(kind: EventKind, sent: &Sent<'_>) -> String {
             }
         }
         EventKind::HttpV2 | EventKind::FunctionUrl => {
-            event["rawPath"] = Value::from(path);
+            // An HTTP API hands the function the path decoded once (so `@scope%2fpkg` arrives as
+            // `@scope/pkg`), the query string as sent; a Function URL keeps the client's encoding.
+            let path = if kind == EventKind::HttpV2 {
+                decode_once(path)
+            } else {
+                path.to_owned()
+            };
+            event["rawPath"] = Value::from(path.as_str());
             event["rawQueryString"] = Value::from(query);
             event["requestContext"]["http"]["method"] = Value::from(method);
             event["requestContext"]["http"]["path"] = Value::from(path);
@@ -236,6 +244,31 @@ pub fn event(kind: EventKind, sent: &Sent<'_>) -> String {
         }
     }
     event.to_string()
+}
+
+/// Percent-decodes `path` once, as an HTTP API does; bytes that are not UTF-8 become U+FFFD.
+pub fn decode_once(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex = hex.filter(|_| bytes[i + 1..i + 3].iter().all(u8::is_ascii_hexdigit));
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What the client gets for a function's proxy response (or a 502, as the gateways answer an error).
