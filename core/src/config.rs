@@ -199,6 +199,14 @@ impl Config {
         if let (None, Some(region)) = (get("AWS_REGION"), get("region")) {
             store_options.push(("aws_region".into(), region.to_owned()));
         }
+        // Azure Functions and App Service hand the managed identity's endpoint over as
+        // IDENTITY_ENDPOINT (MSI_ENDPOINT on older hosts), not under an AZURE_ name; without it
+        // object_store would ask the VM metadata address, which those platforms do not serve.
+        if get("AZURE_MSI_ENDPOINT").is_none()
+            && let Some(endpoint) = get("IDENTITY_ENDPOINT").or(get("MSI_ENDPOINT"))
+        {
+            store_options.push(("azure_msi_endpoint".into(), endpoint.to_owned()));
+        }
 
         let upstream = match get("DISTTAGS_UPSTREAM").or(get("registry")) {
             Some("off") => None,
@@ -545,6 +553,36 @@ mod tests {
                 .expect_err("cloud needs a store")
                 .0
                 .contains("DISTTAGS_STORE")
+        );
+    }
+
+    #[test]
+    fn azure_functions_managed_identity_reaches_the_store() {
+        let c = cfg(&[
+            ("DISTTAGS_STORE", "az://packuments"),
+            ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token"),
+        ])
+        .expect("config");
+        assert!(c.store_options.contains(&(
+            "azure_msi_endpoint".into(),
+            "http://127.0.0.1:41741/msi/token".into()
+        )));
+        assert!(
+            "azure_msi_endpoint".parse::<AzureConfigKey>().is_ok(),
+            "object_store takes this key"
+        );
+        let explicit = cfg(&[
+            ("AZURE_MSI_ENDPOINT", "http://127.0.0.1:1/token"),
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:2/token"),
+        ])
+        .expect("config");
+        assert!(
+            !explicit
+                .store_options
+                .iter()
+                .any(|(_, v)| v == "http://127.0.0.1:2/token"),
+            "an explicit AZURE_MSI_ENDPOINT wins"
         );
     }
 
