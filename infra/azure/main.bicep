@@ -1,7 +1,9 @@
 // disttags on Azure Functions (Linux, custom handler): a Function App running disttags-azure, a
 // storage account whose private blob container holds the packuments ({name}/index.json), and the
-// app's managed identity with read-only access to that container. Deploy the code with
-// `func azure functionapp publish NAME --custom` from infra/azure (see infra/README.md).
+// app's managed identity with read-only access to that container. The app runs the zip it finds at
+// the `packageUrl` output, fetched with its identity: upload the package there and restart the app
+// (infra/README.md). Linux Consumption cannot take `func azure functionapp publish` when the host's
+// storage is reached by identity (no shared keys), which is why the package is uploaded directly.
 
 @description('Prefix of every resource name.')
 param name string = 'disttags'
@@ -24,9 +26,20 @@ param authTenantId string = subscription().tenantId
 @description('Client id of the Entra app registration npm tokens are issued for.')
 param authClientId string
 
+@description('Object id of the user or service principal that uploads the app package (az ad signed-in-user show --query id); empty grants nothing.')
+param deployerPrincipalId string = ''
+
 var storageName = toLower(take('${replace(name, '-', '')}${uniqueString(resourceGroup().id)}', 24))
-// Storage Blob Data Reader: read blobs and list containers, nothing more.
+// Built-in roles: Storage Blob Data Reader (read and list blobs, nothing more), Owner, Contributor.
 var blobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+var blobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var blobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+// Where the app package is uploaded to and run from (WEBSITE_RUN_FROM_PACKAGE).
+var packageContainerName = 'releases'
+var packageName = 'disttags.zip'
+// The host serves functions under host.json's route prefix; read from there so the two cannot drift.
+var routePrefix = loadJsonContent('host.json').extensions.http.routePrefix
+var pingPath = empty(routePrefix) ? '/-/ping' : '/${routePrefix}/-/ping'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_59:A consumption-plan Function App cannot use private endpoints; shared keys are off and access is by Entra identity.
@@ -112,6 +125,23 @@ resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
+resource hostBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: hostStorage
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: { enabled: true, days: 7 }
+  }
+}
+
+// The app package (host.json, disttags/function.json, disttags-azure), run from here by URL.
+resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: hostBlobService
+  name: packageContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: '${name}-logs'
   location: location
@@ -164,11 +194,13 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      healthCheckPath: '/api/-/ping'
+      healthCheckPath: pingPath
       appSettings: [
         { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
         { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'custom' }
         { name: 'AzureWebJobsStorage__accountName', value: hostStorage.name }
+        { name: 'WEBSITE_RUN_FROM_PACKAGE', value: '${hostStorage.properties.primaryEndpoints.blob}${packageContainerName}/${packageName}' }
+        { name: 'WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID', value: 'SystemAssigned' }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
         { name: 'DISTTAGS_STORE', value: 'az://${containerName}' }
         { name: 'AZURE_STORAGE_ACCOUNT_NAME', value: storage.name }
@@ -198,17 +230,18 @@ resource auth 'Microsoft.Web/sites/config@2023-12-01' = {
     globalValidation: {
       requireAuthentication: true
       unauthenticatedClientAction: 'Return401'
-      excludedPaths: [ '/api/-/ping' ]
+      excludedPaths: [ pingPath ]
     }
     identityProviders: {
       azureActiveDirectory: {
         enabled: true
         registration: {
           clientId: authClientId
-          openIdIssuer: 'https://sts.windows.net/${authTenantId}/v2.0'
+          openIdIssuer: '${environment().authentication.loginEndpoint}${authTenantId}/v2.0'
         }
         validation: {
-          allowedAudiences: [ 'api://${authClientId}' ]
+          // v2 access tokens carry the client id as audience, v1 tokens the application id URI.
+          allowedAudiences: [ authClientId, 'api://${authClientId}' ]
         }
       }
     }
@@ -225,16 +258,30 @@ resource readPackuments 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// The Functions host's own account: Storage Blob Data Owner there, and nothing on the packuments'.
+// The Functions host's own account (its state, and the package it runs): Storage Blob Data Owner
+// there, and nothing on the packuments' account.
 resource hostStorageAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(hostStorage.id, app.id, 'host')
+  name: guid(hostStorage.id, app.id, blobDataOwner)
   scope: hostStorage
   properties: {
     principalId: app.identity.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b')
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataOwner)
   }
 }
 
-output registryUrl string = 'https://${app.properties.defaultHostName}/api/'
+// Whoever deploys may write the package container, and nothing else.
+resource deployerPackageAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(packageContainer.id, deployerPrincipalId, blobDataContributor)
+  scope: packageContainer
+  properties: {
+    principalId: deployerPrincipalId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
+  }
+}
+
+output appName string = app.name
+output registryUrl string = empty(routePrefix) ? 'https://${app.properties.defaultHostName}/' : 'https://${app.properties.defaultHostName}/${routePrefix}/'
 output storageAccount string = storage.name
+output hostStorageAccount string = hostStorage.name
+output packageUrl string = '${hostStorage.properties.primaryEndpoints.blob}${packageContainerName}/${packageName}'
