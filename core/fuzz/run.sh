@@ -13,7 +13,7 @@ targets=(extract names)
 
 cargo build --quiet --release --no-default-features --bin replay
 for target in "${targets[@]}"; do
-    ./target/release/replay "$target" "corpus/$target" 2>/dev/null
+    "${CARGO_TARGET_DIR:-target}/release/replay" "$target" "corpus/$target" 2>/dev/null
 done
 
 if [ "${FUZZ_REPLAY_ONLY:-0}" = 1 ]; then
