@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Server throughput (issue 6, item 5). In one run, on 127.0.0.1 only:
+#   - `disttags serve` (release build) on a file store holding is-odd, left-pad, react and typescript
+#     (the `.front` packuments, dist-tags near the start as codebox stores them);
+#   - Verdaccio 6 from npm (pinned, installed into $DISTTAGS_TOOLS/verdaccio, default .tools/), no
+#     uplinks, the same packages in its own storage layout (`storage/{name}/package.json`; the `.tail`
+#     documents where there is one, dist-tags last as Verdaccio writes them), log level `warn`;
+#   - a bare hyper server answering a fixed 40-byte JSON body (shims/server/examples/bare.rs), the
+#     ceiling of a hyper server on this machine;
+# then drives each with wrk (Debian's package, installed when missing): one thread, c=1, 10, 100,
+# DURATION per cell (10 s; `--quick`: 1 s, no warm-up, for CI), small (left-pad), react and typescript
+# (bare: its one path). Prints markdown tables: req/s, p50, p99 and the ratios disttags/Verdaccio and
+# disttags/bare. Figures are printed, never asserted.
+#
+#   bench/server.sh [--quick] [--pin]
+#
+# By default the servers and wrk share both cores as the scheduler places them. `--pin` puts every
+# server on CPU 0 and wrk on CPU 1 instead (taskset).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "$0")/common.sh"
+
+duration=10s
+warmup=2s
+pin=false
+for arg in "$@"; do
+  case "$arg" in
+    --quick) duration=1s; warmup="" ;;
+    --pin) pin=true ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument $arg (use --quick, --pin)" ;;
+  esac
+done
+packages=(left-pad react typescript)
+verdaccio_version=6.8.0 # the newest 6.x that runs on Node.js 20 (6.9 and later need Node.js 22)
+
+need cargo "Rust toolchain"
+need curl
+need python3
+need gzip
+need node "Node.js 20 or later, for Verdaccio"
+need npm "for installing Verdaccio"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || die "Verdaccio $verdaccio_version needs Node.js 20 or later; found $(node --version)"
+ensure_wrk
+check_packuments is-odd.front left-pad.front react.front react.tail typescript.front typescript.tail
+if $pin; then
+  need taskset "util-linux, for --pin"
+  [ "$(nproc)" -ge 2 ] || die "--pin needs at least 2 CPUs"
+  server_on=(taskset -c 0)
+  wrk_on=(taskset -c 1)
+else
+  server_on=()
+  wrk_on=()
+fi
+
+cd "$repo"
+say "building disttags and the bare server (release)"
+cargo build --release --locked -q -p disttags
+cargo build --release --locked -q -p disttags-server --example bare
+bin="${CARGO_TARGET_DIR:-$repo/target}/release"
+
+# Verdaccio, pinned, with the node-fetch override a dependency needs here.
+vdir=$tools/verdaccio
+installed=$(node -p "try { require('$vdir/node_modules/verdaccio/package.json').version } catch { '' }" 2>/dev/null || true)
+if [ "$installed" != "$verdaccio_version" ]; then
+  say "installing verdaccio@$verdaccio_version into $vdir"
+  mkdir -p "$vdir"
+  cat >"$vdir/package.json" <<EOF
+{
+  "name": "disttags-bench-verdaccio",
+  "private": true,
+  "description": "Verdaccio for bench/server.sh",
+  "dependencies": { "verdaccio": "$verdaccio_version" },
+  "overrides": { "node-fetch": "2.7.0" }
+}
+EOF
+  (cd "$vdir" && npm install --no-audit --no-fund --loglevel=error >"$vdir/install.log" 2>&1) ||
+    die "npm install of verdaccio@$verdaccio_version failed; see $vdir/install.log"
+fi
+[ -x "$vdir/node_modules/.bin/verdaccio" ] || die "verdaccio is not in $vdir/node_modules/.bin after installing"
+
+bench_work=$(mktemp -d)
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+work=$bench_work
+
+# The same packages in both stores.
+store=$work/disttags
+DISTTAGS_LOG=none "$bin/disttags" import --store "file://$store" \
+  "$shared"/{is-odd,left-pad,react,typescript}.front.json.gz >/dev/null
+mkdir -p "$work/verdaccio/storage"
+for name in is-odd left-pad react typescript; do
+  mkdir -p "$work/verdaccio/storage/$name"
+  src=$shared/$name.tail.json.gz
+  [ -f "$src" ] || src=$shared/$name.front.json.gz
+  gzip -dc "$src" >"$work/verdaccio/storage/$name/package.json"
+done
+cat >"$work/verdaccio/config.yaml" <<EOF
+storage: ./storage
+uplinks: {}
+packages:
+  '**':
+    access: \$all
+    publish: \$authenticated
+web:
+  enable: false
+log: { type: stdout, format: pretty, level: warn }
+EOF
+
+d_addr=127.0.0.1:$(free_port)
+v_addr=127.0.0.1:$(free_port)
+b_addr=127.0.0.1:$(free_port)
+DISTTAGS_LOG=stdout "${server_on[@]}" "$bin/disttags" serve --listen "$d_addr" --store "file://$store" --upstream off \
+  >"$work/disttags.log" 2>&1 &
+bench_pids+=($!)
+(cd "$work/verdaccio" && exec "${server_on[@]}" "$vdir/node_modules/.bin/verdaccio" --config ./config.yaml --listen "$v_addr") \
+  >"$work/verdaccio.log" 2>&1 &
+bench_pids+=($!)
+"${server_on[@]}" "$bin/examples/bare" "$b_addr" >"$work/bare.log" 2>&1 &
+bench_pids+=($!)
+wait_ok "http://$d_addr/-/ping" 10 || die "disttags serve did not start: $(tail -3 "$work/disttags.log")"
+wait_ok "http://$b_addr/" 10 || die "the bare server did not start: $(tail -3 "$work/bare.log")"
+wait_ok "http://$v_addr/-/package/left-pad/dist-tags" 60 || die "Verdaccio did not start: $(tail -5 "$work/verdaccio.log")"
+
+# Both must answer the same tags, or the comparison means nothing.
+for name in is-odd "${packages[@]}"; do
+  d=$(curl -fsS "http://$d_addr/-/package/$name/dist-tags") || die "disttags: no dist-tags for $name"
+  v=$(curl -fsS "http://$v_addr/-/package/$name/dist-tags") || die "Verdaccio: no dist-tags for $name"
+  python3 -c 'import json,sys; sys.exit(json.loads(sys.argv[1]) != json.loads(sys.argv[2]))' "$d" "$v" ||
+    die "disttags and Verdaccio disagree on $name: $d vs $v"
+done
+say "disttags and Verdaccio answer the same dist-tags for is-odd ${packages[*]}"
+
+# bench_wrk C URL [DURATION] -> "req/s p50_ms p99_ms errors"
+bench_wrk() {
+  local out
+  out=$("${wrk_on[@]}" wrk -t1 -c"$1" -d"${3:-$duration}" --timeout 30s --latency "$2" 2>&1) ||
+    die "wrk failed against $2: $out"
+  awk '
+    function ms(v,  n) { n = v + 0
+      if (v ~ /us$/) return n / 1000; if (v ~ /ms$/) return n; if (v ~ /m$/) return n * 60000
+      if (v ~ /s$/) return n * 1000; return n }
+    /^Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /Non-2xx or 3xx responses:/ { err += $NF }
+    /Socket errors:/ { gsub(",", ""); err += $4 + $6 + $8 + $10 }
+    END { printf "%.0f %.4f %.4f %d\n", rps, p50, p99, err }' <<<"$out"
+}
+
+results=$work/results.tsv
+: >"$results"
+machine=$(machine_line)
+say "wrk -t1, $duration per cell$([ -n "$warmup" ] && echo ", $warmup warm-up per server and package")"
+for c in 1 10 100; do
+  [ -n "$warmup" ] && [ "$c" = 1 ] && bench_wrk 10 "http://$b_addr/" "$warmup" >/dev/null
+  printf 'bare\t-\t%s\t%s\n' "$c" "$(bench_wrk "$c" "http://$b_addr/")" >>"$results"
+done
+for name in "${packages[@]}"; do
+  for server in disttags verdaccio; do
+    if [ "$server" = disttags ]; then addr=$d_addr; else addr=$v_addr; fi
+    url="http://$addr/-/package/$name/dist-tags"
+    [ -n "$warmup" ] && bench_wrk 10 "$url" "$warmup" >/dev/null
+    for c in 1 10 100; do
+      say "$server $name c=$c"
+      printf '%s\t%s\t%s\t%s\n' "$server" "$name" "$c" "$(bench_wrk "$c" "$url")" >>"$results"
+    done
+  done
+done
+
+sizes=""
+for name in "${packages[@]}"; do sizes+="$name=$(stat -c %s "$store/$name/index.json") "; done
+placement="servers and wrk share all $(nproc) cores (not pinned)"
+$pin && placement="servers pinned to CPU 0, wrk to CPU 1 (taskset)"
+echo
+echo "$machine"
+echo "wrk -t1, $duration per cell$([ -n "$warmup" ] && echo " after a $warmup warm-up"); $placement; Verdaccio $verdaccio_version on Node.js $(node --version), log level warn"
+echo
+python3 - "$results" "$sizes" <<'EOF'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+sizes = dict(kv.split("=") for kv in sys.argv[2].split())
+res = {}
+for server, pkg, c, fig in rows:
+    rps, p50, p99, err = fig.split()
+    res[(server, pkg, c)] = (float(rps), float(p50), float(p99), int(err))
+notes = []
+
+def ms(v):
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
+
+def rate(key):
+    rps, _, _, err = res[key]
+    if err:
+        notes.append(f"{key[0]} {key[1]} c={key[2]}: wrk counted {err} errors (non-2xx, socket errors or timeouts)")
+        return f"{rps:,.0f}*"
+    return f"{rps:,.0f}"
+
+def size(n):
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
+
+print("Ceiling: bare hyper server, fixed 40-byte body")
+print()
+print("| c | req/s | p50 ms | p99 ms |")
+print("|---:|---:|---:|---:|")
+for c in ("1", "10", "100"):
+    r = res[("bare", "-", c)]
+    print(f"| {c} | {rate(('bare', '-', c))} | {ms(r[1])} | {ms(r[2])} |")
+print()
+print("`GET /-/package/{name}/dist-tags`")
+print()
+print("| package (stored) | c | disttags req/s | p50 ms | p99 ms | Verdaccio req/s | p50 ms | p99 ms | disttags ÷ Verdaccio | disttags ÷ bare |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+pkgs = [p for p in dict.fromkeys(pkg for _, pkg, _, _ in rows) if p != "-"]
+for pkg in pkgs:
+    for c in ("1", "10", "100"):
+        d = res[("disttags", pkg, c)]
+        v = res[("verdaccio", pkg, c)]
+        b = res[("bare", "-", c)]
+        vs_v = f"{d[0] / v[0]:,.0f}×" if v[0] else "∞"
+        vs_b = f"{100 * d[0] / b[0]:.0f}%" if b[0] else "-"
+        print(f"| {pkg} ({size(int(sizes[pkg]))}) | {c} | {rate(('disttags', pkg, c))} | {ms(d[1])} | {ms(d[2])} "
+              f"| {rate(('verdaccio', pkg, c))} | {ms(v[1])} | {ms(v[2])} | {vs_v} | {vs_b} |")
+if notes:
+    print()
+    for n in notes:
+        print(f"\\* {n}")
+EOF
