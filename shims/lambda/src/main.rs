@@ -140,20 +140,9 @@ fn lead_with_slash(path: &mut Option<String>) {
     }
 }
 
-/// Characters that cannot stand in a URI path as they are (a decoded path may hold them).
-const NOT_IN_PATH: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'<')
-    .add(b'>')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}')
-    .add(b'#')
-    .add(b'?');
+/// Characters that cannot stand in a URI path as they are (a decoded path may hold them): those of
+/// a query, and the `?` that would start one.
+const NOT_IN_PATH: &AsciiSet = &NOT_IN_QUERY.add(b'?');
 
 /// For a path a gateway has already decoded once: `%` too, so the core's one decoding is undone exactly.
 const DECODED_PATH: &AsciiSet = &NOT_IN_PATH.add(b'%');
