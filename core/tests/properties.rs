@@ -4,14 +4,15 @@
 //! none), `extract` must give the same tags, whole and fed in pieces split anywhere; on any bytes it
 //! must not panic, and must give the same answer whole and in pieces.
 
-use std::fmt;
+#[path = "support/reference.rs"]
+mod reference;
 
 use disttags_core::PackageName;
 use disttags_core::extract::{DistTags, Extractor, extract};
 use percent_encoding::percent_decode_str;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use reference::serde_answer;
 use serde_json::Value;
 
 /// Strings with what makes JSON strings hard: quotes, backslashes, control characters, non-ASCII,
@@ -181,43 +182,6 @@ fn extract_in_pieces(
     extractor.finish()
 }
 
-/// How many top-level `dist-tags` keys a document has, as serde_json decodes keys.
-struct TargetCount(usize);
-
-impl<'de> serde::Deserialize<'de> for TargetCount {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Counter;
-        impl<'de> Visitor<'de> for Counter {
-            type Value = TargetCount;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TargetCount, A::Error> {
-                let mut n = 0;
-                while let Some((k, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
-                    n += usize::from(k == "dist-tags");
-                }
-                Ok(TargetCount(n))
-            }
-        }
-        deserializer.deserialize_map(Counter)
-    }
-}
-
-/// serde_json's answer for a document, when it has one to compare with: the document is JSON, its
-/// top level an object with at most one `dist-tags`, which (when present) is an object of strings.
-fn serde_answer(bytes: &[u8]) -> Option<DistTags> {
-    let doc: Value = serde_json::from_slice(bytes).ok()?;
-    let TargetCount(n) = serde_json::from_slice(bytes).ok()?;
-    if n > 1 || !doc.is_object() {
-        return None;
-    }
-    match doc.get("dist-tags") {
-        None => Some(DistTags::default()),
-        Some(tags) => serde_json::from_value(tags.clone()).ok(),
-    }
-}
-
 /// Tags as a sorted map, for comparing with serde_json's `Value` (whose maps may be sorted).
 fn sorted(tags: &DistTags) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = tags
@@ -269,7 +233,7 @@ proptest! {
         cuts in vec(any::<usize>(), 0..6),
     ) {
         let bytes = doc.write(pretty);
-        let serde = serde_answer(&bytes);
+        let serde = serde_answer::<DistTags>(&bytes);
         prop_assert!(serde.is_some(), "serde_json refused a generated document");
         let serde = serde.unwrap_or_default();
         let whole = extract(&bytes);
@@ -301,7 +265,7 @@ proptest! {
     ) {
         let whole = extract(&bytes);
         prop_assert_eq!(&extract_in_pieces(&bytes, &cuts), &whole);
-        if let Some(serde) = serde_answer(&bytes) {
+        if let Some(serde) = serde_answer::<DistTags>(&bytes) {
             // serde_json reads it: the extractor must read it too, to the same tags.
             match &whole {
                 Ok(tags) => prop_assert_eq!(sorted(tags), sorted(&serde)),

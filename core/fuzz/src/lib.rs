@@ -10,13 +10,12 @@
 pub mod extract;
 #[path = "../../src/names.rs"]
 pub mod names;
-
-use std::fmt;
+#[path = "../../tests/support/reference.rs"]
+mod reference;
 
 use extract::{DistTags, ExtractError, Extractor};
 use names::PackageName;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::Value;
+use reference::serde_answer;
 
 /// No panic; the same answer whole, byte by byte and in uneven pieces; serde_json's answer whenever
 /// serde_json reads the document and it has a single top-level `dist-tags` (or none).
@@ -25,7 +24,7 @@ pub fn extract_target(data: &[u8]) {
     assert_eq!(in_pieces(data, 1), whole, "byte by byte");
     let size = 2 + data.len() % 61;
     assert_eq!(in_pieces(data, size), whole, "in pieces of {size}");
-    if let Some(serde) = serde_answer(data) {
+    if let Some(serde) = serde_answer::<DistTags>(data) {
         match &whole {
             Ok(tags) => assert_eq!(sorted(tags), sorted(&serde), "serde_json disagrees"),
             Err(e) => panic!("serde_json reads the document but extract says {e}"),
@@ -72,41 +71,4 @@ fn sorted(tags: &DistTags) -> Vec<(String, String)> {
         .collect();
     v.sort();
     v
-}
-
-/// How many top-level `dist-tags` keys a document has, as serde_json decodes keys.
-struct TargetCount(usize);
-
-impl<'de> serde::Deserialize<'de> for TargetCount {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Counter;
-        impl<'de> Visitor<'de> for Counter {
-            type Value = TargetCount;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TargetCount, A::Error> {
-                let mut n = 0;
-                while let Some((k, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
-                    n += usize::from(k == "dist-tags");
-                }
-                Ok(TargetCount(n))
-            }
-        }
-        deserializer.deserialize_map(Counter)
-    }
-}
-
-/// serde_json's answer, when the document is JSON whose top level is an object with at most one
-/// `dist-tags`, an object of strings when present.
-fn serde_answer(bytes: &[u8]) -> Option<DistTags> {
-    let doc: Value = serde_json::from_slice(bytes).ok()?;
-    let TargetCount(n) = serde_json::from_slice(bytes).ok()?;
-    if n > 1 || !doc.is_object() {
-        return None;
-    }
-    match doc.get("dist-tags") {
-        None => Some(DistTags::default()),
-        Some(tags) => serde_json::from_value(tags.clone()).ok(),
-    }
 }
