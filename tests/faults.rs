@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use disttags_core::{App, Config, Defaults, LogEvent};
+use disttags_core::{App, Config, Defaults, LogEvent, Store};
 use disttags_tests::faults::{Fault, FaultInjectingStore};
 use disttags_tests::load::rss_kib;
 use disttags_tests::target::{Reply, Target, seed};
@@ -52,7 +52,7 @@ async fn faulty() -> Faulty {
     )
     .expect("config");
     let app = App::new(
-        store.clone(),
+        Store::objects(store.clone()),
         config.build_upstream().expect("upstream"),
         Arc::new(move |e: &LogEvent| sink.lock().expect("lock").push(e.clone())),
     )

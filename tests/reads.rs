@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use disttags_core::app::PREFIX_BYTES;
-use disttags_core::{App, DistTags, PackageName, StoreStats};
+use disttags_core::{App, DistTags, PackageName, Store, StoreStats};
 use disttags_tests::shared_packument;
 use disttags_tests::target::seed;
 use object_store::local::LocalFileSystem;
@@ -27,6 +27,10 @@ fn stores() -> Vec<(
         ("memory", Arc::new(InMemory::new()), None),
         ("file", Arc::new(file), Some(dir)),
     ]
+}
+
+fn file_checks(after: StoreStats, before: StoreStats) -> u64 {
+    after.file_checks - before.file_checks
 }
 
 fn delta(after: StoreStats, before: StoreStats) -> (u64, u64, u64) {
@@ -126,4 +130,81 @@ async fn repeat_lookups_revalidate_and_see_updates_at_once() {
             "{kind}"
         );
     }
+}
+
+/// Answers `GET /-/package/{segment}/dist-tags` through the whole core, as a shim would.
+async fn get(app: &App, segment: &str) -> (u16, String) {
+    let request = http::Request::get(format!("/-/package/{segment}/dist-tags"))
+        .body(())
+        .expect("request");
+    let response = app.handle(request).await;
+    (
+        response.status().as_u16(),
+        String::from_utf8_lossy(response.body()).into_owned(),
+    )
+}
+
+/// On a file store (as `disttags serve` builds it), an unchanged packument is told by its metadata
+/// alone, with no GET; every kind of change is still seen by the very next lookup.
+#[tokio::test]
+async fn file_store_revalidates_by_metadata_and_sees_every_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("file store"));
+    let objects: Arc<dyn ObjectStore> = files.clone();
+    let app = App::new(Store::files(files), None, Arc::new(()));
+    let key = "@s/p/index.json";
+    let v1 = disttags_tests::packument("@s/p", Some(r#"{"latest":"1.0.0"}"#));
+    seed(objects.as_ref(), &[(key, v1)]).await;
+
+    assert_eq!(
+        get(&app, "@s%2fp").await,
+        (200, r#"{"latest":"1.0.0"}"#.into())
+    );
+    let before = app.stats();
+    // Every spelling of the name npm may send, answered from the cache after one stat each.
+    for segment in ["@s%2fp", "@s%2Fp", "@s/p"] {
+        assert_eq!(
+            get(&app, segment).await,
+            (200, r#"{"latest":"1.0.0"}"#.into()),
+            "{segment}"
+        );
+    }
+    assert_eq!(
+        delta(app.stats(), before),
+        (0, 0, 0),
+        "no GET for an unchanged file"
+    );
+    assert_eq!(
+        file_checks(app.stats(), before),
+        3,
+        "each lookup checked the file's metadata (if 0: object_store's file ETag changed form)"
+    );
+
+    // Replaced through object_store (a new file renamed into place).
+    let v2 = disttags_tests::packument("@s/p", Some(r#"{"latest":"2.0.0"}"#));
+    seed(objects.as_ref(), &[(key, v2.clone())]).await;
+    assert_eq!(
+        get(&app, "@s%2fp").await,
+        (200, r#"{"latest":"2.0.0"}"#.into())
+    );
+
+    // Rewritten in place, same inode and same size: only the modification time differs.
+    let path = dir.path().join("@s/p/index.json");
+    let v3 = disttags_tests::packument("@s/p", Some(r#"{"latest":"3.0.0"}"#));
+    assert_eq!(v3.len(), v2.len());
+    // File times come from the kernel's coarse clock (one tick, up to 10 ms): a rewrite within the
+    // same tick would keep the mtime, for object_store's ETag as for this check. Wait one out.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&path, &v3).expect("rewrite");
+    assert_eq!(
+        get(&app, "@s%2fp").await,
+        (200, r#"{"latest":"3.0.0"}"#.into())
+    );
+
+    // Removed: the cached tags are not served.
+    std::fs::remove_file(&path).expect("remove");
+    assert_eq!(get(&app, "@s%2fp").await.0, 404);
+
+    // A name that never parsed is refused whatever the cache holds.
+    assert_eq!(get(&app, "@s%2f..").await.0, 400);
 }

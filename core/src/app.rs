@@ -2,15 +2,18 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResult, ObjectStore};
+use percent_encoding::percent_decode_str;
 
 use crate::auth::Auth;
 use crate::config::Timeouts;
@@ -33,9 +36,112 @@ pub struct RequestContext {
 /// bytes of a registry-written packument, and this many bytes cost one round trip on every store.
 pub const PREFIX_BYTES: u64 = 64 * 1024;
 
+/// Where packuments are read from: any object store and, when it is a local directory, a direct
+/// view of it.
+///
+/// On a local directory the cached tags are revalidated with one `stat()` on the request's own
+/// thread. `object_store`'s file store hands every read to Tokio's blocking pool, and on a warm
+/// instance that hand-off (two thread wake-ups) costs several times the lookup itself.
+#[derive(Clone)]
+pub struct Store {
+    objects: Arc<dyn ObjectStore>,
+    files: Option<Arc<LocalFileSystem>>,
+}
+
+impl Store {
+    /// Any object store; every lookup goes through it.
+    pub fn objects(store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            objects: store,
+            files: None,
+        }
+    }
+
+    /// A local directory: reads go through `object_store`, unchanged files are told by `stat()`.
+    pub fn files(store: Arc<LocalFileSystem>) -> Self {
+        Self {
+            objects: store.clone(),
+            files: Some(store),
+        }
+    }
+
+    /// The object store behind this store.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.objects
+    }
+}
+
+impl From<Arc<dyn ObjectStore>> for Store {
+    fn from(store: Arc<dyn ObjectStore>) -> Self {
+        Self::objects(store)
+    }
+}
+
+impl From<Arc<LocalFileSystem>> for Store {
+    fn from(store: Arc<LocalFileSystem>) -> Self {
+        Self::files(store)
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("objects", &self.objects.to_string())
+            .field("files", &self.files.is_some())
+            .finish()
+    }
+}
+
+/// Where a cached packument lives on disk, and the metadata its ETag was made of.
+#[derive(Debug, PartialEq, Eq)]
+struct FileStamp {
+    path: PathBuf,
+    inode: u64,
+    mtime_micros: u128,
+    size: u64,
+}
+
+impl FileStamp {
+    /// Reads the ETag `object_store` 0.14's `LocalFileSystem` gives a file: its inode, mtime in
+    /// microseconds and size, in hex (`"{inode:x}-{mtime:x}-{size:x}"`). Were a later version to
+    /// make it otherwise, nothing would parse and every lookup would take the (correct, slower)
+    /// conditional GET; `tests/reads.rs` would notice.
+    fn from_etag(path: PathBuf, etag: &str) -> Option<Self> {
+        let mut parts = etag.strip_prefix('"')?.strip_suffix('"')?.split('-');
+        let stamp = Self {
+            path,
+            inode: u64::from_str_radix(parts.next()?, 16).ok()?,
+            mtime_micros: u128::from_str_radix(parts.next()?, 16).ok()?,
+            size: u64::from_str_radix(parts.next()?, 16).ok()?,
+        };
+        parts.next().is_none().then_some(stamp)
+    }
+
+    /// Whether the file is still the one stamped: one `stat()`.
+    fn unchanged(&self) -> bool {
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return false;
+        };
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0u64;
+        let mtime_micros = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .unwrap_or_default()
+            .as_micros();
+        meta.is_file()
+            && inode == self.inode
+            && mtime_micros == self.mtime_micros
+            && meta.len() == self.size
+    }
+}
+
 /// The registry endpoint: one per process, shared by all requests.
 pub struct App {
-    store: Arc<dyn ObjectStore>,
+    store: Store,
     upstream: Option<Arc<dyn Upstream>>,
     log: Arc<dyn LogSink>,
     base_path: String,
@@ -55,6 +161,8 @@ pub struct StoreStats {
     pub bytes: u64,
     /// Revalidations the store answered with "not modified".
     pub not_modified: u64,
+    /// Lookups a local file's metadata showed unchanged, with no GET.
+    pub file_checks: u64,
 }
 
 #[derive(Debug, Default)]
@@ -62,11 +170,29 @@ struct Counters {
     store_requests: AtomicU64,
     store_bytes: AtomicU64,
     not_modified: AtomicU64,
+    file_checks: AtomicU64,
+}
+
+/// Tags ready to answer with: the JSON body and its ETag, made once per version of a packument.
+#[derive(Debug)]
+struct Answer {
+    tags: DistTags,
+    body: Bytes,
+    etag: HeaderValue,
+}
+
+impl Answer {
+    fn new(tags: DistTags) -> Arc<Self> {
+        let body = Bytes::from(tags.to_json());
+        let etag = HeaderValue::from_str(&format!("\"{:016x}\"", fnv1a(&body)))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        Arc::new(Self { tags, body, etag })
+    }
 }
 
 /// Outcome of one attempt to read a stored packument.
 enum Read {
-    Done(Option<DistTags>),
+    Done(Option<Arc<Answer>>),
     /// The object changed between the prefix and the rest.
     Changed,
 }
@@ -94,46 +220,55 @@ impl FeedError {
 /// The most packuments whose tags a process remembers; past it the cache starts over.
 const CACHE_ENTRIES: usize = 10_000;
 
-/// Tags of packuments read before, keyed by object, valid while the store's ETag is unchanged.
+/// Tags of packuments read before, keyed by package name, valid while the store's ETag is unchanged.
 #[derive(Debug, Default)]
-struct TagCache(Mutex<HashMap<Path, CachedTags>>);
+struct TagCache(RwLock<HashMap<String, Arc<CachedTags>>>);
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct CachedTags {
     etag: String,
-    tags: DistTags,
+    answer: Arc<Answer>,
+    /// On a file store: the file and its metadata when it was read.
+    file: Option<FileStamp>,
 }
 
 impl TagCache {
-    fn get(&self, key: &Path) -> Option<CachedTags> {
-        self.0.lock().ok()?.get(key).cloned()
+    fn get(&self, name: &str) -> Option<Arc<CachedTags>> {
+        self.0.read().ok()?.get(name).cloned()
     }
 
-    fn insert(&self, key: &Path, etag: Option<String>, tags: &DistTags) {
-        let Ok(mut map) = self.0.lock() else { return };
+    fn insert(
+        &self,
+        name: &str,
+        etag: Option<String>,
+        answer: &Arc<Answer>,
+        file: Option<FileStamp>,
+    ) {
+        let Ok(mut map) = self.0.write() else { return };
         match etag {
             Some(etag) => {
-                if map.len() >= CACHE_ENTRIES && !map.contains_key(key) {
+                if map.len() >= CACHE_ENTRIES && !map.contains_key(name) {
                     map.clear();
                 }
                 map.insert(
-                    key.clone(),
-                    CachedTags {
+                    name.to_owned(),
+                    Arc::new(CachedTags {
                         etag,
-                        tags: tags.clone(),
-                    },
+                        answer: answer.clone(),
+                        file,
+                    }),
                 );
             }
             // A store without ETags cannot revalidate: nothing is kept.
             None => {
-                map.remove(key);
+                map.remove(name);
             }
         }
     }
 
-    fn remove(&self, key: &Path) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(key);
+    fn remove(&self, name: &str) {
+        if let Ok(mut map) = self.0.write() {
+            map.remove(name);
         }
     }
 }
@@ -141,7 +276,7 @@ impl TagCache {
 impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("App")
-            .field("store", &self.store.to_string())
+            .field("store", &self.store)
             .field("upstream", &self.upstream.is_some())
             .field("base_path", &self.base_path)
             .finish_non_exhaustive()
@@ -153,12 +288,12 @@ const DIST_TAGS_COMMAND: &str = "dist-tags:get";
 impl App {
     /// An app over `store`, asking `upstream` for what the store lacks, logging to `log`.
     pub fn new(
-        store: Arc<dyn ObjectStore>,
+        store: impl Into<Store>,
         upstream: Option<Arc<dyn Upstream>>,
         log: Arc<dyn LogSink>,
     ) -> Self {
         Self {
-            store,
+            store: store.into(),
             upstream,
             log,
             base_path: String::new(),
@@ -196,17 +331,15 @@ impl App {
 
     /// The store this app reads.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
+        &self.store.objects
     }
 
     /// Answers one request; every failure is already a response.
-    pub async fn handle<B>(&self, request: Request<B>) -> Response<Bytes> {
+    pub async fn handle<B>(&self, mut request: Request<B>) -> Response<Bytes> {
         let mut context = request
-            .extensions()
-            .get::<RequestContext>()
-            .cloned()
+            .extensions_mut()
+            .remove::<RequestContext>()
             .unwrap_or_default();
-        let request_id = context.request_id.clone().unwrap_or_else(new_request_id);
         let routed = match self.authorize(&request) {
             Ok(token_identity) => {
                 // A named token identifies the caller where the platform does not.
@@ -219,6 +352,7 @@ impl App {
             Ok(response) => response,
             Err(error) => {
                 if error.status().is_server_error() {
+                    let request_id = context.request_id.unwrap_or_else(new_request_id);
                     self.log_error(&error, &request, context.identity, &request_id);
                 }
                 error.into_response()
@@ -256,13 +390,29 @@ impl App {
             .and_then(|p| p.strip_suffix("/dist-tags"))
             .ok_or(Error::RouteNotFound)?;
         allow_get(request.method())?;
+        // The hot path: a package read before whose file is unchanged. Only names that parsed are
+        // ever cached, so a cached one needs no parsing again.
+        let cached = percent_decode_str(raw_name)
+            .decode_utf8()
+            .ok()
+            .and_then(|decoded| self.unchanged_file(&decoded));
+        if let Some(answer) = cached {
+            return Ok(tags_response(&answer, request.headers()));
+        }
         let name = PackageName::from_path_segment(raw_name)?;
-        let tags = self.dist_tags(&name).await?;
-        Ok(tags_response(&tags, request.headers()))
+        let answer = self.answer(&name).await?;
+        Ok(tags_response(&answer, request.headers()))
     }
 
     /// The package's dist-tags: from the store, else from the upstream.
     pub async fn dist_tags(&self, name: &PackageName) -> Result<DistTags, Error> {
+        Ok(self.answer(name).await?.tags.clone())
+    }
+
+    async fn answer(&self, name: &PackageName) -> Result<Arc<Answer>, Error> {
+        if let Some(answer) = self.unchanged_file(name.as_str()) {
+            return Ok(answer);
+        }
         let stored = tokio::time::timeout(self.store_timeout, self.stored_tags(name))
             .await
             .map_err(|_| Error::Store {
@@ -272,8 +422,8 @@ impl App {
                     source: format!("no answer within {:?}", self.store_timeout).into(),
                 },
             })?;
-        if let Some(tags) = stored? {
-            return Ok(tags);
+        if let Some(answer) = stored? {
+            return Ok(answer);
         }
         let Some(upstream) = &self.upstream else {
             return Err(Error::PackageNotFound(format!("package {name} not found")));
@@ -281,7 +431,32 @@ impl App {
         upstream
             .dist_tags(name)
             .await?
+            .map(Answer::new)
             .ok_or_else(|| Error::PackageNotFound(format!("package {name} not found")))
+    }
+
+    /// The cached answer, when the store is a local directory and the file's metadata shows it
+    /// unchanged: one `stat()` on this thread, no GET, no timer. A stat of a local file takes a
+    /// microsecond or two; on a network file system that hangs it would hold this worker thread
+    /// until the kernel gives up, where a GET through the blocking pool would time out.
+    fn unchanged_file(&self, name: &str) -> Option<Arc<Answer>> {
+        self.store.files.as_ref()?;
+        let cached = self.cache.get(name)?;
+        if !cached.file.as_ref()?.unchanged() {
+            return None;
+        }
+        self.stats.file_checks.fetch_add(1, Ordering::Relaxed);
+        Some(cached.answer.clone())
+    }
+
+    /// Caches an answer read from the store under the object's ETag (and, on a file store, the
+    /// file's stamp).
+    fn remember(&self, name: &PackageName, etag: Option<String>, answer: &Arc<Answer>) {
+        let file = self.store.files.as_ref().and_then(|files| {
+            let path = files.path_to_filesystem(name.packument_key()).ok()?;
+            FileStamp::from_etag(path, etag.as_deref()?)
+        });
+        self.cache.insert(name.as_str(), etag, answer, file);
     }
 
     /// The stored packument's dist-tags; `None` when the object does not exist.
@@ -289,7 +464,7 @@ impl App {
     /// A lookup revalidates the cached tags with `If-None-Match` (an unchanged object transfers no
     /// body), else reads a bounded prefix with one ranged GET, which holds `dist-tags` when it is near
     /// the start, and only then streams the rest, pinned to the same object version with `If-Match`.
-    async fn stored_tags(&self, name: &PackageName) -> Result<Option<DistTags>, Error> {
+    async fn stored_tags(&self, name: &PackageName) -> Result<Option<Arc<Answer>>, Error> {
         let key = name.packument_key();
         // An object replaced between the prefix and the rest is read again from the start.
         for _ in 0..3 {
@@ -315,21 +490,21 @@ impl App {
             key: key.to_string(),
             source,
         };
-        let cached = self.cache.get(key);
+        let cached = self.cache.get(name.as_str());
         let options = GetOptions {
             range: Some(GetRange::Bounded(0..PREFIX_BYTES)),
             if_none_match: cached.as_ref().map(|c| c.etag.clone()),
             ..GetOptions::default()
         };
         self.stats.store_requests.fetch_add(1, Ordering::Relaxed);
-        let first = match self.store.get_opts(key, options).await {
+        let first = match self.store.objects.get_opts(key, options).await {
             Ok(result) => result,
             Err(object_store::Error::NotModified { .. }) if cached.is_some() => {
                 self.stats.not_modified.fetch_add(1, Ordering::Relaxed);
-                return Ok(Read::Done(cached.map(|c| c.tags)));
+                return Ok(Read::Done(cached.map(|c| c.answer.clone())));
             }
             Err(object_store::Error::NotFound { .. }) => {
-                self.cache.remove(key);
+                self.cache.remove(name.as_str());
                 self.check_store(name).await?;
                 return Ok(Read::Done(None));
             }
@@ -343,8 +518,9 @@ impl App {
             .await
             .map_err(|e| e.into_error(key))?
         {
-            self.cache.insert(key, etag, &tags);
-            return Ok(Read::Done(Some(tags)));
+            let answer = Answer::new(tags);
+            self.remember(name, etag, &answer);
+            return Ok(Read::Done(Some(answer)));
         }
         if extractor.bytes_seen() < size {
             let options = GetOptions {
@@ -353,7 +529,7 @@ impl App {
                 ..GetOptions::default()
             };
             self.stats.store_requests.fetch_add(1, Ordering::Relaxed);
-            let rest = match self.store.get_opts(key, options).await {
+            let rest = match self.store.objects.get_opts(key, options).await {
                 Ok(rest) => rest,
                 Err(object_store::Error::Precondition { .. }) => return Ok(Read::Changed),
                 Err(object_store::Error::NotFound { .. }) => return Ok(Read::Changed),
@@ -364,13 +540,14 @@ impl App {
                 .await
                 .map_err(|e| e.into_error(key))?
             {
-                self.cache.insert(key, etag, &tags);
-                return Ok(Read::Done(Some(tags)));
+                let answer = Answer::new(tags);
+                self.remember(name, etag, &answer);
+                return Ok(Read::Done(Some(answer)));
             }
         }
-        let tags = extractor.finish().map_err(corrupt)?;
-        self.cache.insert(key, etag, &tags);
-        Ok(Read::Done(Some(tags)))
+        let answer = Answer::new(extractor.finish().map_err(corrupt)?);
+        self.remember(name, etag, &answer);
+        Ok(Read::Done(Some(answer)))
     }
 
     /// Streams one GET's body into the extractor; stops, dropping the rest, once the tags are complete.
@@ -398,12 +575,18 @@ impl App {
             requests: self.stats.store_requests.load(Ordering::Relaxed),
             bytes: self.stats.store_bytes.load(Ordering::Relaxed),
             not_modified: self.stats.not_modified.load(Ordering::Relaxed),
+            file_checks: self.stats.file_checks.load(Ordering::Relaxed),
         }
     }
 
     /// Tells a missing object from a missing bucket, which object_store reports alike on a read.
     async fn check_store(&self, name: &PackageName) -> Result<(), Error> {
-        match self.store.list_with_delimiter(Some(&name.prefix())).await {
+        match self
+            .store
+            .objects
+            .list_with_delimiter(Some(&name.prefix()))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(object_store::Error::NotFound { path, .. }) => Err(Error::StoreMissing(path)),
             Err(source) => Err(Error::Store {
@@ -453,31 +636,28 @@ fn allow_get(method: &Method) -> Result<(), Error> {
 }
 
 /// 200 with the tags and their ETag, or 304 when the client already has them.
-fn tags_response(tags: &DistTags, request_headers: &HeaderMap) -> Response<Bytes> {
-    let body = tags.to_json();
-    let etag = format!("\"{:016x}\"", fnv1a(&body));
-    let mut response = if if_none_match(request_headers, &etag) {
+fn tags_response(answer: &Answer, request_headers: &HeaderMap) -> Response<Bytes> {
+    let mut response = if if_none_match(request_headers, answer.etag.as_bytes()) {
         let mut r = Response::new(Bytes::new());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        json_response(StatusCode::OK, Bytes::from(body))
+        json_response(StatusCode::OK, answer.body.clone())
     };
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
+    response
+        .headers_mut()
+        .insert(header::ETAG, answer.etag.clone());
     response
 }
 
 /// Whether any `If-None-Match` entry matches `etag` (weak comparison, as RFC 9110 asks for GET).
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+fn if_none_match(headers: &HeaderMap, etag: &[u8]) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim())
-        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|t| t == b"*" || t.strip_prefix(b"W/").unwrap_or(t) == etag)
 }
 
 /// FNV-1a: stable across builds and processes, so every instance gives the same ETag.
@@ -532,13 +712,36 @@ mod tests {
     }
 
     #[test]
+    fn file_stamps_read_object_stores_etag() {
+        let stamp = FileStamp::from_etag(PathBuf::from("p"), "\"1a-5f3e-10\"");
+        assert_eq!(
+            stamp,
+            Some(FileStamp {
+                path: PathBuf::from("p"),
+                inode: 0x1a,
+                mtime_micros: 0x5f3e,
+                size: 0x10,
+            })
+        );
+        for other in [
+            "1a-5f3e-10",
+            "\"1a-5f3e\"",
+            "\"1a-5f3e-10-1\"",
+            "\"x-1-1\"",
+            "\"\"",
+        ] {
+            assert_eq!(FileStamp::from_etag(PathBuf::new(), other), None, "{other}");
+        }
+    }
+
+    #[test]
     fn etag_matching() {
         let mut h = HeaderMap::new();
         h.insert(
             header::IF_NONE_MATCH,
             HeaderValue::from_static("\"a\", W/\"b\""),
         );
-        assert!(if_none_match(&h, "\"b\""));
-        assert!(!if_none_match(&h, "\"c\""));
+        assert!(if_none_match(&h, b"\"b\""));
+        assert!(!if_none_match(&h, b"\"c\""));
     }
 }

@@ -18,7 +18,7 @@ use object_store::memory::InMemory;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use url::Url;
 
-use crate::app::App;
+use crate::app::{App, Store};
 use crate::auth::Auth;
 use crate::log::{HttpSink, LogSink, StdoutSink};
 use crate::upstream::{HttpUpstream, Upstream};
@@ -317,7 +317,7 @@ impl Config {
     }
 
     /// Builds the store this configuration names.
-    pub fn build_store(&self) -> Result<Arc<dyn ObjectStore>, ConfigError> {
+    pub fn build_store(&self) -> Result<Store, ConfigError> {
         build_store(&self.store, &self.store_options, &self.timeouts)
     }
 
@@ -439,9 +439,9 @@ pub fn build_store(
     url: &str,
     options: &[(String, String)],
     timeouts: &Timeouts,
-) -> Result<Arc<dyn ObjectStore>, ConfigError> {
+) -> Result<Store, ConfigError> {
     if url == "memory://" || url == "memory:///" {
-        return Ok(Arc::new(InMemory::new()));
+        return Ok(Store::objects(Arc::new(InMemory::new())));
     }
     if let Some(path) = url.strip_prefix("file://") {
         let path = if path.is_empty() { "." } else { path };
@@ -452,7 +452,7 @@ pub fn build_store(
         })?;
         let store = LocalFileSystem::new_with_prefix(path)
             .map_err(|e| bad(format!("DISTTAGS_STORE={url}: {e}")))?;
-        return Ok(Arc::new(store));
+        return Ok(Store::files(Arc::new(store)));
     }
     let parsed = Url::parse(url).map_err(|_| {
         bad(format!(
@@ -516,7 +516,9 @@ pub fn build_store(
             )));
         }
     };
-    built.map_err(|e| bad(format!("DISTTAGS_STORE={url}: {e}")))
+    built
+        .map(Store::objects)
+        .map_err(|e| bad(format!("DISTTAGS_STORE={url}: {e}")))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub mod log;
 pub mod names;
 pub mod upstream;
 
-pub use app::{App, RequestContext, StoreStats};
+pub use app::{App, RequestContext, Store, StoreStats};
 pub use config::{Config, ConfigError, Defaults};
 pub use error::Error;
 pub use extract::{DistTags, ExtractError, Extractor};

@@ -68,8 +68,7 @@ impl PackageName {
         if name.contains('\\') {
             return Err(InvalidName("name can not contain backslashes"));
         }
-        let lower = name.to_ascii_lowercase();
-        if lower == "node_modules" || lower == "favicon.ico" {
+        if name.eq_ignore_ascii_case("node_modules") || name.eq_ignore_ascii_case("favicon.ico") {
             return Err(InvalidName("name is blocklisted"));
         }
         let slash = if let Some(rest) = name.strip_prefix('@') {

@@ -120,6 +120,8 @@ impl Emulator {
         }
         build_store(&self.env["DISTTAGS_STORE"], &options, &Timeouts::default())
             .expect("emulator client")
+            .object_store()
+            .clone()
     }
 
     /// Writes objects into the bucket. fake-gcs-server refuses object_store's uploads, so GCS objects

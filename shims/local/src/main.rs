@@ -124,7 +124,7 @@ async fn import(config: Config, files: &[PathBuf]) -> Result<(), String> {
     let store = config.build_store().map_err(|e| e.to_string())?;
     let mut failed = 0;
     for file in files {
-        match import_one(store.as_ref(), file).await {
+        match import_one(store.object_store().as_ref(), file).await {
             Ok(line) => println!("{line}"),
             Err(e) => {
                 failed += 1;

@@ -53,7 +53,10 @@ impl Handler for AppHandler {
     async fn call(&self, request: Request<Bytes>) -> Response<Bytes> {
         let (mut parts, body) = request.into_parts();
         let context = (self.context)(&parts);
-        parts.extensions.insert(context);
+        // An empty context is what the core assumes without one; inserting it would cost an allocation.
+        if context != RequestContext::default() {
+            parts.extensions.insert(context);
+        }
         self.app.handle(Request::from_parts(parts, body)).await
     }
 }
