@@ -195,3 +195,45 @@ async fn an_endless_upstream_packument_ends_at_the_deadline_in_bounded_memory() 
         "RSS grew from {rss_before} to {rss_after} KiB"
     );
 }
+
+/// Redaction on its own: the store's error text carries a configured secret and a signed URL, as a
+/// client library's could; the log event keeps neither. (tests/leaks.rs checks every output for
+/// secrets, but the real clients there never put one in an error, so it cannot tell whether
+/// redaction works.)
+#[tokio::test]
+async fn store_errors_are_redacted_in_the_log() {
+    const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
+    let f = faulty().await;
+    let app = App::new(
+        Store::objects(f.store.clone()),
+        None,
+        Arc::new({
+            let sink = f.events.clone();
+            move |e: &LogEvent| sink.lock().expect("lock").push(e.clone())
+        }),
+    )
+    .with_secrets(vec![SECRET.to_owned()]);
+    f.store.inject(Fault::FailWith(
+        "GET https://bucket.store.invalid/small/index.json?X-Amz-Signature=0badc0ffee&X-Amz-Credential=AKIAEXAMPLE \
+         failed: credentials wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY rejected",
+    ));
+    let (reply, _) = get(&app, "small").await;
+    assert_eq!(reply.status, 500);
+    let events = f.events.lock().expect("lock").clone();
+    let message = events
+        .last()
+        .and_then(|e| e.body["message"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        message.contains("https://bucket.store.invalid/small/index.json?[redacted]"),
+        "the URL stays, its query goes: {message}"
+    );
+    assert!(
+        message.contains("credentials [redacted] rejected"),
+        "{message}"
+    );
+    for leaked in [SECRET, "0badc0ffee", "AKIAEXAMPLE"] {
+        assert!(!message.contains(leaked), "{leaked} in {message}");
+    }
+}

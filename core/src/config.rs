@@ -326,6 +326,7 @@ impl Config {
         let Some(base) = &self.upstream else {
             return Ok(None);
         };
+        crate::tls::install();
         let client = reqwest::Client::builder()
             .connect_timeout(self.timeouts.upstream_connect)
             .timeout(self.timeouts.upstream_total)
@@ -346,6 +347,7 @@ impl Config {
             LogTarget::Stdout => Arc::new(StdoutSink),
             LogTarget::None => Arc::new(()),
             LogTarget::Http(url) => {
+                crate::tls::install();
                 let client = reqwest::Client::builder()
                     .connect_timeout(self.timeouts.log_total)
                     .build()
@@ -464,6 +466,7 @@ pub fn build_store(
             "DISTTAGS_STORE={url}: the bucket or container name is missing"
         )));
     }
+    crate::tls::install();
     let client = ClientOptions::new()
         .with_timeout(timeouts.store_total)
         .with_connect_timeout(timeouts.store_connect);

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod log;
 pub mod names;
+pub mod tls;
 pub mod upstream;
 
 pub use app::{App, RequestContext, Store, StoreStats};

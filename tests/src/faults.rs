@@ -31,6 +31,9 @@ pub enum Fault {
     EndlessBody,
     /// The store reports every object and listing as missing, as a deleted bucket can look.
     Vanished,
+    /// Every read fails with this text as the store's error, as a client library might word it
+    /// (a signed URL, a credential).
+    FailWith(&'static str),
 }
 
 /// A real store with one injected fault on reads.
@@ -100,6 +103,7 @@ impl ObjectStore for FaultInjectingStore {
         match self.fault() {
             Fault::None => self.inner.get_opts(location, options).await,
             Fault::Fail => Err(injected("read failed")),
+            Fault::FailWith(text) => Err(injected(text)),
             Fault::Vanished => Err(object_store::Error::NotFound {
                 path: location.to_string(),
                 source: "injected fault: the bucket is gone".into(),
