@@ -221,3 +221,68 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Fixed;
+
+    impl Handler for Fixed {
+        async fn call(&self, _: Request<Bytes>) -> Response<Bytes> {
+            Response::new(Bytes::from_static(b"{}"))
+        }
+    }
+
+    /// One HTTP/1.1 request on a new connection, read until the server closes it; bounded, so a
+    /// server that keeps the connection open fails the test instead of hanging it.
+    async fn ask(addr: std::net::SocketAddr, close: bool) -> std::io::Result<String> {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = if close {
+            "GET /-/ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        } else {
+            "GET /-/ping HTTP/1.1\r\nHost: t\r\n\r\n"
+        };
+        stream.write_all(request.as_bytes()).await?;
+        let mut reply = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply))
+            .await
+            .map_err(|_| std::io::Error::other("the server kept the connection open"))??;
+        Ok(String::from_utf8_lossy(&reply).into_owned())
+    }
+
+    /// A request that arrives just after the shutdown signal (its client sent it before learning of
+    /// the shutdown) is still read and answered, on a connection that then closes. With no linger the
+    /// listener would be gone and the client refused. (Timing: the request comes 20 ms after the
+    /// signal, well inside the 250 ms linger; nothing here measures speed.)
+    #[tokio::test]
+    async fn requests_racing_the_signal_are_answered() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (signal, shutdown) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, Arc::new(Fixed), async {
+            let _ = shutdown.await;
+        }));
+        let before = ask(addr, true).await.expect("before");
+        assert!(before.starts_with("HTTP/1.1 200"), "{before}");
+
+        signal.send(()).expect("signal");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A keep-alive request: after the signal the server answers it and closes on its own.
+        let late = ask(addr, false)
+            .await
+            .expect("a request just after the signal is not refused");
+        assert!(late.starts_with("HTTP/1.1 200"), "{late}");
+        assert!(
+            late.to_ascii_lowercase().contains("connection: close"),
+            "{late}"
+        );
+
+        server.await.expect("server stops");
+        assert!(
+            ask(addr, true).await.is_err(),
+            "after the linger, nothing listens"
+        );
+    }
+}
