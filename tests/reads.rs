@@ -169,6 +169,10 @@ async fn file_store_revalidates_by_metadata_and_sees_every_change() {
             "{segment}"
         );
     }
+    // And through the library call embedders use.
+    let name = PackageName::parse("@s/p").expect("name");
+    let tags = app.dist_tags(&name).await.expect("tags");
+    assert_eq!(tags.get("latest"), Some("1.0.0"));
     assert_eq!(
         delta(app.stats(), before),
         (0, 0, 0),
@@ -176,7 +180,7 @@ async fn file_store_revalidates_by_metadata_and_sees_every_change() {
     );
     assert_eq!(
         file_checks(app.stats(), before),
-        3,
+        4,
         "each lookup checked the file's metadata (if 0: object_store's file ETag changed form)"
     );
 

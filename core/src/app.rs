@@ -406,13 +406,16 @@ impl App {
 
     /// The package's dist-tags: from the store, else from the upstream.
     pub async fn dist_tags(&self, name: &PackageName) -> Result<DistTags, Error> {
-        Ok(self.answer(name).await?.tags.clone())
+        let answer = match self.unchanged_file(name.as_str()) {
+            Some(answer) => answer,
+            None => self.answer(name).await?,
+        };
+        Ok(answer.tags.clone())
     }
 
+    /// The answer from the store (revalidated with a conditional GET), else from the upstream;
+    /// the caller has already tried [`Self::unchanged_file`].
     async fn answer(&self, name: &PackageName) -> Result<Arc<Answer>, Error> {
-        if let Some(answer) = self.unchanged_file(name.as_str()) {
-            return Ok(answer);
-        }
         let stored = tokio::time::timeout(self.store_timeout, self.stored_tags(name))
             .await
             .map_err(|_| Error::Store {
