@@ -103,7 +103,7 @@ async fn store_faults_end_in_500_with_one_event_each() {
         (
             Fault::Vanished,
             "small",
-            "bucket or container does not exist",
+            "bucket, container or directory does not exist",
         ),
     ] {
         f.store.inject(fault);

@@ -117,6 +117,26 @@ async fn memory_store() {
 async fn file_store() {
     let (t, upstream) = fixture_with("local", &standard_store(), &[]).await;
     behaviours(&t, &upstream, "file").await;
+
+    // The store's directory goes away under a running server (a volume unmounted, a path
+    // removed): 500, for a package it had cached as for one it never read, never the upstream.
+    let data = t
+        .dir
+        .as_ref()
+        .expect("the local target's store")
+        .path()
+        .join("data");
+    std::fs::rename(&data, data.with_extension("moved")).expect("move the store away");
+    let asked = upstream.seen().len();
+    for name in ["left-pad", "never-read"] {
+        let reply = timed_get(&t, &path(name), "file", "store directory gone").await;
+        assert_500_with_event(&t, &reply, "file", "store directory gone", &[]).await;
+    }
+    assert_eq!(
+        upstream.seen().len(),
+        asked,
+        "a missing store directory must not look like a missing package"
+    );
 }
 
 /// Short store bounds so failures answer quickly; the defaults are documented in the README.

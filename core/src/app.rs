@@ -46,6 +46,8 @@ pub const PREFIX_BYTES: u64 = 64 * 1024;
 pub struct Store {
     objects: Arc<dyn ObjectStore>,
     files: Option<Arc<LocalFileSystem>>,
+    /// The file store's root directory.
+    root: Option<PathBuf>,
 }
 
 impl Store {
@@ -54,14 +56,20 @@ impl Store {
         Self {
             objects: store,
             files: None,
+            root: None,
         }
     }
 
     /// A local directory: reads go through `object_store`, unchanged files are told by `stat()`.
     pub fn files(store: Arc<LocalFileSystem>) -> Self {
+        let root = store
+            .path_to_filesystem(&Path::from("root"))
+            .ok()
+            .and_then(|p| p.parent().map(PathBuf::from));
         Self {
             objects: store.clone(),
             files: Some(store),
+            root,
         }
     }
 
@@ -584,6 +592,12 @@ impl App {
 
     /// Tells a missing object from a missing bucket, which object_store reports alike on a read.
     async fn check_store(&self, name: &PackageName) -> Result<(), Error> {
+        // object_store lists a directory that is not there as empty: the root is checked here.
+        if let Some(root) = &self.store.root
+            && !root.is_dir()
+        {
+            return Err(Error::StoreMissing(root.display().to_string()));
+        }
         match self
             .store
             .objects

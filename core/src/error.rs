@@ -36,8 +36,9 @@ pub enum Error {
         /// What object_store reported.
         source: object_store::Error,
     },
-    /// The configured bucket or container does not exist: a broken deployment, not a missing package.
-    #[error("the store's bucket or container does not exist ({0})")]
+    /// The configured bucket, container or directory does not exist: a broken deployment, not a
+    /// missing package.
+    #[error("the store's bucket, container or directory does not exist ({0})")]
     StoreMissing(String),
     /// The stored packument's top-level `dist-tags` cannot be read.
     #[error("stored packument {key} is unreadable: {source}")]
