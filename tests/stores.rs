@@ -118,8 +118,8 @@ async fn file_store() {
     let (t, upstream) = fixture_with("local", &standard_store(), &[]).await;
     behaviours(&t, &upstream, "file").await;
 
-    // The store's directory goes away under a running server (a volume unmounted, a path
-    // removed): 500, for a package it had cached as for one it never read, never the upstream.
+    // The store's directory is removed or moved away under a running server: 500, for a package
+    // it had cached as for one it never read, each with its own error event, never the upstream.
     let data = t
         .dir
         .as_ref()
@@ -129,8 +129,13 @@ async fn file_store() {
     std::fs::rename(&data, data.with_extension("moved")).expect("move the store away");
     let asked = upstream.seen().len();
     for name in ["left-pad", "never-read"] {
+        let logged = t.events(0).await.len();
         let reply = timed_get(&t, &path(name), "file", "store directory gone").await;
         assert_500_with_event(&t, &reply, "file", "store directory gone", &[]).await;
+        assert!(
+            t.events(logged + 1).await.len() > logged,
+            "{name}: no new error event"
+        );
     }
     assert_eq!(
         upstream.seen().len(),

@@ -39,12 +39,16 @@ pub const PREFIX_BYTES: u64 = 64 * 1024;
 /// Where packuments are read from: any object store and, when it is a local directory, a direct
 /// view of it.
 ///
-/// On a local directory the cached tags are revalidated with one `stat()` on the request's own
-/// thread. `object_store`'s file store hands every read to Tokio's blocking pool, and on a warm
-/// instance that hand-off (two thread wake-ups) costs several times the lookup itself.
+/// On a directory on a local disk the cached tags are revalidated with one `stat()` on the
+/// request's own thread. `object_store`'s file store hands every read to Tokio's blocking pool, and
+/// on a warm instance that hand-off (two thread wake-ups) costs several times the lookup itself.
+/// On a network file system (NFS, SMB, FUSE mounts and anything else not known to be a local disk) a
+/// stat can hang, and a hung stat on a worker thread would stall every request on that thread, so
+/// there every lookup goes through object_store and its timeout, as on a cloud store.
 #[derive(Clone)]
 pub struct Store {
     objects: Arc<dyn ObjectStore>,
+    /// The file store, when it is on a local disk: its files are revalidated by `stat()`.
     files: Option<Arc<LocalFileSystem>>,
     /// The file store's root directory.
     root: Option<PathBuf>,
@@ -60,17 +64,24 @@ impl Store {
         }
     }
 
-    /// A local directory: reads go through `object_store`, unchanged files are told by `stat()`.
+    /// A local directory: reads go through `object_store`; on a local disk, unchanged files are
+    /// told by `stat()`.
     pub fn files(store: Arc<LocalFileSystem>) -> Self {
         let root = store
             .path_to_filesystem(&Path::from("root"))
             .ok()
             .and_then(|p| p.parent().map(PathBuf::from));
+        let on_local_disk = root.as_deref().is_some_and(on_local_disk);
         Self {
             objects: store.clone(),
-            files: Some(store),
+            files: on_local_disk.then_some(store),
             root,
         }
+    }
+
+    /// Whether cached tags are revalidated by `stat()` (a file store on a local disk).
+    pub fn revalidates_by_stat(&self) -> bool {
+        self.files.is_some()
     }
 
     /// The object store behind this store.
@@ -98,6 +109,32 @@ impl fmt::Debug for Store {
             .field("files", &self.files.is_some())
             .finish()
     }
+}
+
+/// Whether `dir` is on a file system whose `stat()` cannot hang on a network: the common local disk
+/// and memory file systems. Anything else, or a `statfs` that fails, counts as not local.
+#[cfg(target_os = "linux")]
+fn on_local_disk(dir: &std::path::Path) -> bool {
+    use nix::sys::statfs::{
+        BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, F2FS_SUPER_MAGIC, OVERLAYFS_SUPER_MAGIC, TMPFS_MAGIC,
+        XFS_SUPER_MAGIC, statfs,
+    };
+    // ext2 and ext3 share ext4's magic number.
+    let local = [
+        EXT4_SUPER_MAGIC,
+        XFS_SUPER_MAGIC,
+        BTRFS_SUPER_MAGIC,
+        F2FS_SUPER_MAGIC,
+        TMPFS_MAGIC,
+        OVERLAYFS_SUPER_MAGIC,
+    ];
+    statfs(dir).is_ok_and(|fs| local.contains(&fs.filesystem_type()))
+}
+
+/// Outside Linux the file system's kind is not checked: every lookup goes through object_store.
+#[cfg(not(target_os = "linux"))]
+fn on_local_disk(_: &std::path::Path) -> bool {
+    false
 }
 
 /// Where a cached packument lives on disk, and the metadata its ETag was made of.
@@ -332,6 +369,7 @@ impl App {
     }
 
     /// Bounds one lookup's store reads, whatever the store (a local file can stall as a network can).
+    /// Not bounded: the one `stat()` that revalidates a cached file on a local disk.
     pub fn with_store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
         self
@@ -592,11 +630,16 @@ impl App {
 
     /// Tells a missing object from a missing bucket, which object_store reports alike on a read.
     async fn check_store(&self, name: &PackageName) -> Result<(), Error> {
-        // object_store lists a directory that is not there as empty: the root is checked here.
-        if let Some(root) = &self.store.root
-            && !root.is_dir()
-        {
-            return Err(Error::StoreMissing(root.display().to_string()));
+        // object_store lists a directory that is not there as empty: the root is checked here, on
+        // the blocking pool, so the lookup's timeout still bounds it.
+        if let Some(root) = self.store.root.clone() {
+            let display = root.display().to_string();
+            let exists = tokio::task::spawn_blocking(move || root.is_dir())
+                .await
+                .unwrap_or(true);
+            if !exists {
+                return Err(Error::StoreMissing(display));
+            }
         }
         match self
             .store

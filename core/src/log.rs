@@ -133,7 +133,8 @@ impl fmt::Debug for HttpSink {
 const HTTP_SINK_QUEUE: usize = 1024;
 
 impl HttpSink {
-    /// Starts the sender task; must be called inside a Tokio runtime.
+    /// Starts the sender task; must be called inside a Tokio runtime. Call [`crate::tls::install`]
+    /// before building `client` (see [`crate::upstream::HttpUpstream::new`]).
     pub fn new(
         client: reqwest::Client,
         url: url::Url,

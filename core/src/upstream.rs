@@ -54,6 +54,8 @@ const PACKUMENT_ACCEPT: &str =
 
 impl HttpUpstream {
     /// An upstream at `base` using `client`, each lookup bounded by `deadline`, answers reused for `ttl`.
+    /// Call [`crate::tls::install`] before building `client`: reqwest is built without a TLS
+    /// crypto provider of its own, and building a client with none installed panics.
     pub fn new(
         client: reqwest::Client,
         base: &url::Url,
