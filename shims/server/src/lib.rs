@@ -141,8 +141,17 @@ pub async fn serve<H: Handler>(
 
 async fn answer<H: Handler>(handler: &H, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
+    // A GET carries no body: nothing to collect.
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        Ok(Bytes::new())
+    } else {
+        Limited::new(body, MAX_BODY)
+            .collect()
+            .await
+            .map(|collected| collected.to_bytes())
+    };
+    let body = match body {
+        Ok(bytes) => bytes,
         Err(_) => {
             let mut response = Response::new(Full::new(Bytes::from_static(
                 br#"{"ok":false,"error":"request body too large or unreadable"}"#,
