@@ -43,3 +43,12 @@ pub fn serde_answer<Tags: DeserializeOwned + Default>(bytes: &[u8]) -> Option<Ta
         Some(tags) => serde_json::from_value(tags.clone()).ok(),
     }
 }
+
+/// Tags (`DistTags::iter()`) as a sorted list, for comparing with serde_json's reading (whose maps
+/// may be sorted). Takes the iterator, not the type, because the fuzz crate compiles its own copy of
+/// `extract.rs`.
+pub fn sorted<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = tags.map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    v.sort();
+    v
+}
