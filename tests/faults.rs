@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use disttags_core::{App, Config, Defaults, LogEvent, Store};
 use disttags_tests::faults::{Fault, FaultInjectingStore};
 use disttags_tests::load::rss_kib;
-use disttags_tests::target::{Reply, Target, seed};
+use disttags_tests::target::{Reply, Target, app_get, seed};
 use disttags_tests::{Behaviour, TestUpstream, packument, shared_packument};
 use object_store::memory::InMemory;
 
@@ -66,20 +66,14 @@ async fn faulty() -> Faulty {
 }
 
 async fn get(app: &App, name: &str) -> (Reply, Duration) {
-    let request = http::Request::get(format!("/-/package/{name}/dist-tags"))
-        .body(bytes::Bytes::new())
-        .expect("request");
     let started = Instant::now();
     // A guard against a hang, not a timing measurement.
-    let response = tokio::time::timeout(Duration::from_secs(15), app.handle(request))
-        .await
-        .unwrap_or_else(|_| panic!("{name}: no answer within 15 s"));
-    let (parts, body) = response.into_parts();
-    let reply = Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-    };
+    let reply = tokio::time::timeout(
+        Duration::from_secs(15),
+        app_get(app, &format!("/-/package/{name}/dist-tags")),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{name}: no answer within 15 s"));
     (reply, started.elapsed())
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use disttags_core::app::PREFIX_BYTES;
 use disttags_core::{App, DistTags, PackageName, Store, StoreStats};
 use disttags_tests::shared_packument;
-use disttags_tests::target::seed;
+use disttags_tests::target::{app_get, seed};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -134,13 +134,10 @@ async fn repeat_lookups_revalidate_and_see_updates_at_once() {
 
 /// Answers `GET /-/package/{segment}/dist-tags` through the whole core, as a shim would.
 async fn get(app: &App, segment: &str) -> (u16, String) {
-    let request = http::Request::get(format!("/-/package/{segment}/dist-tags"))
-        .body(())
-        .expect("request");
-    let response = app.handle(request).await;
+    let reply = app_get(app, &format!("/-/package/{segment}/dist-tags")).await;
     (
-        response.status().as_u16(),
-        String::from_utf8_lossy(response.body()).into_owned(),
+        reply.status,
+        String::from_utf8_lossy(&reply.body).into_owned(),
     )
 }
 

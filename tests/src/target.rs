@@ -155,27 +155,42 @@ pub struct InProcess {
     events: Arc<Mutex<Vec<LogEvent>>>,
 }
 
+/// Sends one request to `app` as a shim would hand it over: method, path, headers and context.
+pub async fn handle(app: &App, sent: Sent<'_>) -> Reply {
+    let mut builder = Request::builder()
+        .method(sent.method.clone())
+        .uri(sent.path);
+    for (k, v) in sent.headers {
+        builder = builder.header(*k, *v);
+    }
+    let mut request = builder.body(Bytes::new()).expect("request");
+    request.extensions_mut().insert(RequestContext {
+        identity: sent.identity.cloned(),
+        request_id: sent.request_id.map(str::to_owned),
+    });
+    let (parts, body) = app.handle(request).await.into_parts();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// `GET path` on `app`, with no headers and no platform context.
+pub async fn app_get(app: &App, path: &str) -> Reply {
+    let sent = Sent {
+        method: &Method::GET,
+        path,
+        headers: &[],
+        identity: None,
+        request_id: None,
+    };
+    handle(app, sent).await
+}
+
 impl Transport for InProcess {
     fn send<'a>(&'a self, sent: Sent<'a>) -> BoxFuture<'a, Reply> {
-        Box::pin(async move {
-            let mut builder = Request::builder()
-                .method(sent.method.clone())
-                .uri(sent.path);
-            for (k, v) in sent.headers {
-                builder = builder.header(*k, *v);
-            }
-            let mut request = builder.body(Bytes::new()).expect("request");
-            request.extensions_mut().insert(RequestContext {
-                identity: sent.identity.cloned(),
-                request_id: sent.request_id.map(str::to_owned),
-            });
-            let (parts, body) = self.app.handle(request).await.into_parts();
-            Reply {
-                status: parts.status.as_u16(),
-                headers: parts.headers,
-                body,
-            }
-        })
+        Box::pin(handle(&self.app, sent))
     }
 
     fn events(&self) -> Vec<serde_json::Value> {
