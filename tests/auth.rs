@@ -116,14 +116,24 @@ async fn cloudrun_requires_a_token_when_configured() {
 async fn a_malformed_token_hash_stops_the_server_at_start() {
     let output = Command::new(disttags_tests::binary("disttags"))
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DISTTAGS_AUTH_TOKENS", "not-a-hash")
+        // A raw token where its digest belongs, second in the list.
+        .env(
+            "DISTTAGS_AUTH_TOKENS",
+            format!("{},not-a-hash-but-a-secret", "a".repeat(64)),
+        )
         .output()
         .expect("disttags");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
     assert!(
-        stderr.contains("DISTTAGS_AUTH_TOKENS") && stderr.contains("SHA-256"),
+        stderr.contains("DISTTAGS_AUTH_TOKENS")
+            && stderr.contains("entry 2")
+            && stderr.contains("SHA-256"),
         "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not-a-h"),
+        "no part of the value is echoed to the logs: {stderr}"
     );
 }

@@ -42,7 +42,7 @@ impl Auth {
     /// Parses lines of `<sha256 hex> [name]` (blank lines and `#` comments skipped), or a comma-separated list.
     pub fn parse(text: &str, source: &str) -> Result<Self, String> {
         let mut tokens = Vec::new();
-        for line in text.split(['\n', ',']) {
+        for (index, line) in text.split(['\n', ',']).enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -52,7 +52,8 @@ impl Auth {
                 None => (line, None),
             };
             let hash = decode_sha256(hex).ok_or_else(|| {
-                format!("{source}: {hex:.8}… is not a SHA-256 hex digest (64 hex characters; e.g. `printf %s TOKEN | sha256sum`)")
+                // Not the value itself: a raw token put here by mistake would reach the platform's logs.
+                format!("{source}: entry {} is not a SHA-256 hex digest (64 hex characters; e.g. `printf %s TOKEN | sha256sum`)", index + 1)
             })?;
             tokens.push(TokenHash { hash, name });
         }
