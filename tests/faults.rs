@@ -159,10 +159,13 @@ async fn upstream_faults_end_in_502_or_504() {
             "{name}: retried only when transient (503), and at most twice"
         );
     }
-    assert_eq!(
-        t.events(6).await.len(),
-        6,
-        "one error event per failed request"
+    let events = t.events(6).await;
+    assert_eq!(events.len(), 6, "one error event per failed request");
+    // The reset's event says what went wrong on the wire, not only reqwest's "error sending request".
+    let reset = events[0]["body"]["message"].as_str().unwrap_or_default();
+    assert!(
+        reset.to_ascii_lowercase().contains("connection"),
+        "the cause is kept: {reset}"
     );
 }
 

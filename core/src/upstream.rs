@@ -226,10 +226,22 @@ fn status_error(status: StatusCode) -> Error {
     }
 }
 
-/// Classifies a transport failure; the URL is dropped because it may carry credentials.
+/// Classifies a transport failure; the URL is dropped because it may carry credentials. The causes
+/// are kept ("connection refused", "dns error", a TLS failure): reqwest's own message alone is only
+/// "error sending request".
 fn transport_error(e: reqwest::Error) -> Error {
     let (timed_out, decode) = (e.is_timeout(), e.is_decode());
-    let message = e.without_url().to_string();
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = inner.source();
+    }
     if timed_out {
         Error::UpstreamTimeout(message)
     } else if decode {
