@@ -1,8 +1,11 @@
 //! The upstream client: the small dist-tags endpoint first, the abbreviated packument only when the
 //! upstream lacks it, and answers reused for a bounded time that `Cache-Control` can shorten.
 
-use disttags_tests::target::Target;
-use disttags_tests::{Behaviour, TestUpstream};
+use std::process::Command;
+
+use disttags_tests::target::{Target, raw_request};
+use disttags_tests::{Behaviour, Process, TestUpstream, binary, free_port};
+use http::Method;
 
 const TAGS: &str = r#"{"latest":"2.0.0","beta":"3.0.0-beta.1"}"#;
 
@@ -81,4 +84,91 @@ async fn answers_are_reused_within_the_ttl_and_cache_control() {
         2,
         "DISTTAGS_UPSTREAM_CACHE_MS=0 disables reuse"
     );
+}
+
+/// `disttags serve` on `addr` with an empty store, asking `upstream`.
+fn serve(addr: &str, upstream: &str) -> Process {
+    let mut command = Command::new(binary("disttags"));
+    command
+        .args(["serve", "--listen", addr, "--store", "memory://"])
+        .args(["--upstream", upstream, "--log", "stdout"]);
+    Process::spawn(command, true)
+}
+
+/// (status, message) of each error event a server logged, waiting up to 5 s for `n` of them.
+async fn errors(server: &Process, n: usize) -> Vec<(u64, String)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let events: Vec<(u64, String)> = server
+            .events()
+            .iter()
+            .map(|e| {
+                (
+                    e["body"]["status"].as_u64().unwrap_or_default(),
+                    e["body"]["message"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        if events.len() >= n || std::time::Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// An upstream that leads back to the server (npm's registry set to this server, which takes npm's
+/// registry as its default upstream; or two registries that are each other's upstream) is refused on
+/// the way round, not followed until the deadline: the server that finds itself in the request's
+/// `Via` answers 508 Loop Detected, and so does each server on the way back, never a 404 or a 504.
+#[tokio::test]
+async fn an_upstream_that_leads_back_here_is_not_followed() {
+    let path = "/-/package/nowhere/dist-tags";
+    let statuses =
+        |events: &[(u64, String)]| events.iter().map(|(status, _)| *status).collect::<Vec<_>>();
+
+    let own = format!("127.0.0.1:{}", free_port());
+    let itself = serve(&own, &format!("http://{own}/"));
+    let reply = raw_request(&own, Method::GET, path, &[]).await;
+    assert_eq!(reply.status, 508, "{:?}", reply.body);
+    // Once round: the request that came back, then the client's.
+    let events = errors(&itself, 2).await;
+    assert_eq!(statuses(&events), [508, 508], "{events:?}");
+    assert!(
+        events[0].1.contains("leads back to this server"),
+        "{events:?}"
+    );
+
+    let (a, b) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let server_a = serve(&a, &format!("http://{b}/"));
+    let server_b = serve(&b, &format!("http://{a}/"));
+    let reply = raw_request(&a, Method::GET, path, &[]).await;
+    assert_eq!(reply.status, 508, "{:?}", reply.body);
+    // A asked B, B asked A, A found itself in the request; each hop asked once, none retried.
+    let (at_a, at_b) = (errors(&server_a, 2).await, errors(&server_b, 1).await);
+    assert_eq!(statuses(&at_b), [508], "{at_b:?}");
+    assert_eq!(statuses(&at_a), [508, 508], "{at_a:?}");
+
+    // Hops before this server are passed on, and only this server's own name counts as a loop.
+    let upstream = TestUpstream::start(&[("pkg", Behaviour::Tags(TAGS))], true).await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _server = serve(&addr, &upstream.url);
+    let reply = raw_request(
+        &addr,
+        Method::GET,
+        "/-/package/pkg/dist-tags",
+        &[("Via", "1.1 proxy.internal, 1.0 disttags-0000000000000000")],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let via = upstream.seen()[0].via.clone();
+    let hops: Vec<&str> = via.split(", ").collect();
+    assert_eq!(hops.len(), 3, "{via}");
+    assert_eq!(
+        hops[..2],
+        ["1.1 proxy.internal", "1.0 disttags-0000000000000000"]
+    );
+    assert!(hops[2].starts_with("1.1 disttags-"), "{via}");
 }

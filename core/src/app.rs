@@ -186,6 +186,9 @@ impl FileStamp {
 
 /// The registry endpoint: one per process, shared by all requests.
 pub struct App {
+    /// How this server names itself in the `Via` header of its upstream requests
+    /// (`disttags-<random hex>`), so a request that comes back round is recognised.
+    via_name: String,
     store: Store,
     upstream: Option<Arc<dyn Upstream>>,
     log: Arc<dyn LogSink>,
@@ -338,6 +341,7 @@ impl App {
         log: Arc<dyn LogSink>,
     ) -> Self {
         Self {
+            via_name: format!("disttags-{:016x}", random_u64()),
             store: store.into(),
             upstream,
             log,
@@ -446,7 +450,7 @@ impl App {
             return Ok(tags_response(&answer, request.headers()));
         }
         let name = PackageName::from_path_segment(raw_name)?;
-        let answer = self.answer(&name).await?;
+        let answer = self.answer(&name, Some(request.headers())).await?;
         Ok(tags_response(&answer, request.headers()))
     }
 
@@ -454,14 +458,19 @@ impl App {
     pub async fn dist_tags(&self, name: &PackageName) -> Result<DistTags, Error> {
         let answer = match self.unchanged_file(name.as_str()) {
             Some(answer) => answer,
-            None => self.answer(name).await?,
+            None => self.answer(name, None).await?,
         };
         Ok(answer.tags.clone())
     }
 
     /// The answer from the store (revalidated with a conditional GET), else from the upstream;
-    /// the caller has already tried [`Self::unchanged_file`].
-    async fn answer(&self, name: &PackageName) -> Result<Arc<Answer>, Error> {
+    /// the caller has already tried [`Self::unchanged_file`]. `request` is the head of the request
+    /// being answered, if any: its `Via` tells whether it has come round through this server before.
+    async fn answer(
+        &self,
+        name: &PackageName,
+        request: Option<&HeaderMap>,
+    ) -> Result<Arc<Answer>, Error> {
         let stored = tokio::time::timeout(self.store_timeout, self.stored_tags(name))
             .await
             .map_err(|_| Error::Store {
@@ -477,11 +486,37 @@ impl App {
         let Some(upstream) = &self.upstream else {
             return Err(Error::PackageNotFound(format!("package {name} not found")));
         };
+        let via = self.via(request)?;
         upstream
-            .dist_tags(name)
+            .dist_tags(name, &via)
             .await?
             .map(Answer::new)
             .ok_or_else(|| Error::PackageNotFound(format!("package {name} not found")))
+    }
+
+    /// The `Via` header for an upstream request made while answering a request with `headers`: the
+    /// hops it has come through, then this server. A request that has come through this server
+    /// already is refused: the upstream leads back here.
+    fn via(&self, headers: Option<&HeaderMap>) -> Result<String, Error> {
+        let mut hops: Vec<&str> = headers
+            .map(|h| h.get_all(header::VIA).iter())
+            .into_iter()
+            .flatten()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|hop| !hop.is_empty())
+            .collect();
+        // A hop is `protocol received-by [comment]`.
+        if hops
+            .iter()
+            .any(|hop| hop.split_whitespace().nth(1) == Some(self.via_name.as_str()))
+        {
+            return Err(Error::UpstreamLoop);
+        }
+        let own = format!("1.1 {}", self.via_name);
+        hops.push(&own);
+        Ok(hops.join(", "))
     }
 
     /// The cached answer, when the store is a local directory and the file's metadata shows it
@@ -727,14 +762,27 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// 64 random bits from the operating system; the clock's when it has none to give.
+fn random_u64() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    match ring::rand::SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => fnv1a(&clock_nanos().to_le_bytes()) ^ u64::from(std::process::id()),
+    }
+}
+
+fn clock_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 fn new_request_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let start = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    format!("{:016x}", fnv1a(&start.to_le_bytes()) ^ n)
+    format!("{:016x}", fnv1a(&clock_nanos().to_le_bytes()) ^ n)
 }
 
 /// Replaces the query string of every URL in `text`.

@@ -57,6 +57,13 @@ pub enum Error {
     /// The upstream registry answered something that is not dist-tags.
     #[error("upstream registry sent an invalid answer: {0}")]
     UpstreamInvalid(String),
+    /// The request came through this server already (its `Via` names this server): asking the
+    /// upstream again would go round for ever.
+    #[error(
+        "the upstream registry leads back to this server: DISTTAGS_UPSTREAM points at this server, \
+         or at a registry whose upstream leads here"
+    )]
+    UpstreamLoop,
 }
 
 impl Error {
@@ -72,6 +79,7 @@ impl Error {
             }
             Self::UpstreamUnavailable(_) | Self::UpstreamInvalid(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamLoop => StatusCode::LOOP_DETECTED,
         }
     }
 
@@ -86,6 +94,7 @@ impl Error {
             Self::UpstreamUnavailable(_) => "the upstream registry is unavailable".into(),
             Self::UpstreamTimeout(_) => "the upstream registry did not answer in time".into(),
             Self::UpstreamInvalid(_) => "the upstream registry sent an invalid answer".into(),
+            Self::UpstreamLoop => "the upstream registry leads back to this registry".into(),
             other => other.to_string(),
         }
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use http::{HeaderMap, StatusCode};
-use reqwest::header::{ACCEPT, CACHE_CONTROL};
+use reqwest::header::{ACCEPT, CACHE_CONTROL, VIA};
 
 use crate::error::Error;
 use crate::extract::{DistTags, Extractor, MAX_DIST_TAGS_LEN};
@@ -17,8 +17,9 @@ use crate::names::PackageName;
 /// A registry that may know packages the store does not.
 #[async_trait]
 pub trait Upstream: Send + Sync {
-    /// The package's dist-tags; `Ok(None)` when the upstream says it does not exist.
-    async fn dist_tags(&self, name: &PackageName) -> Result<Option<DistTags>, Error>;
+    /// The package's dist-tags; `Ok(None)` when the upstream says it does not exist. `via` is the
+    /// `Via` header to send: the hops the request has come through, this server last.
+    async fn dist_tags(&self, name: &PackageName, via: &str) -> Result<Option<DistTags>, Error>;
 }
 
 /// An npm registry over HTTP; one client, built once, shared by all requests.
@@ -100,10 +101,16 @@ impl HttpUpstream {
     }
 
     /// One GET, retried with backoff while the failure is transient; the lookup's deadline bounds it all.
-    async fn get(&self, url: &str, accept: &str) -> Result<reqwest::Response, Error> {
+    async fn get(&self, url: &str, accept: &str, via: &str) -> Result<reqwest::Response, Error> {
         let mut attempt = 0;
         loop {
-            let result = self.client.get(url).header(ACCEPT, accept).send().await;
+            let result = self
+                .client
+                .get(url)
+                .header(ACCEPT, accept)
+                .header(VIA, via)
+                .send()
+                .await;
             let transient = match &result {
                 Err(e) => e.is_connect(),
                 Ok(r) => matches!(r.status().as_u16(), 502..=504),
@@ -117,10 +124,10 @@ impl HttpUpstream {
     }
 
     /// The dist-tags endpoint, then the abbreviated packument where the upstream lacks the endpoint.
-    async fn lookup(&self, name: &PackageName) -> Result<Option<DistTags>, Error> {
+    async fn lookup(&self, name: &PackageName, via: &str) -> Result<Option<DistTags>, Error> {
         let segment = name.upstream_segment();
         let endpoint = format!("{}-/package/{segment}/dist-tags", self.base);
-        let response = self.get(&endpoint, "application/json").await?;
+        let response = self.get(&endpoint, "application/json", via).await?;
         match response.status() {
             StatusCode::OK => {
                 self.has_endpoint.store(true, Ordering::Relaxed);
@@ -137,7 +144,7 @@ impl HttpUpstream {
             other => return Err(status_error(other)),
         }
         let response = self
-            .get(&format!("{}{segment}", self.base), PACKUMENT_ACCEPT)
+            .get(&format!("{}{segment}", self.base), PACKUMENT_ACCEPT, via)
             .await?;
         match response.status() {
             StatusCode::OK => {
@@ -184,11 +191,11 @@ impl HttpUpstream {
 
 #[async_trait]
 impl Upstream for HttpUpstream {
-    async fn dist_tags(&self, name: &PackageName) -> Result<Option<DistTags>, Error> {
+    async fn dist_tags(&self, name: &PackageName, via: &str) -> Result<Option<DistTags>, Error> {
         if let Some(tags) = self.cached(name) {
             return Ok(Some(tags));
         }
-        tokio::time::timeout(self.deadline, self.lookup(name))
+        tokio::time::timeout(self.deadline, self.lookup(name, via))
             .await
             .map_err(|_| Error::UpstreamTimeout(format!("no answer within {:?}", self.deadline)))?
     }
@@ -219,6 +226,11 @@ fn cache_lifetime(headers: &HeaderMap) -> Option<Duration> {
 }
 
 fn status_error(status: StatusCode) -> Error {
+    // The request came round to a registry it had passed through: a loop on this server's path too,
+    // passed back as such (a 502 would be retried by the registry before, multiplying the loop).
+    if status == StatusCode::LOOP_DETECTED {
+        return Error::UpstreamLoop;
+    }
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         Error::UpstreamUnavailable(format!("it answered {status}"))
     } else {

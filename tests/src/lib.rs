@@ -129,6 +129,8 @@ pub struct Seen {
     pub path: String,
     /// The `Accept` header.
     pub accept: String,
+    /// The `Via` header.
+    pub via: String,
 }
 
 /// A real npm-registry-like HTTP server on 127.0.0.1, programmable per package.
@@ -155,15 +157,18 @@ impl TestUpstream {
             let seen = seen2.clone();
             async move {
                 let path = request.uri().path().to_owned();
-                let accept = request
-                    .headers()
-                    .get("accept")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
+                let header = |name: &str| {
+                    request
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
                 seen.lock().expect("lock").push(Seen {
                     path: path.clone(),
-                    accept,
+                    accept: header("accept"),
+                    via: header("via"),
                 });
                 let (name, is_endpoint) = match path
                     .strip_prefix("/-/package/")
