@@ -126,16 +126,23 @@ async fn identity_headers_count_only_on_their_own_platform() {
         avatar: None,
     };
     let corrupt = "/-/package/corrupt/dist-tags";
-    // (target, headers of another platform that a client could forge there)
-    for (kind, forged) in [
+    // (target, its settings, headers that a client could forge there)
+    for (kind, extra, forged) in [
         (
             "local",
+            &[][..],
             [iap_headers(&mallory), principal_headers(&mallory)].concat(),
         ),
-        ("cloudrun", principal_headers(&mallory)),
-        ("azure_proxy", iap_headers(&mallory)),
+        ("cloudrun", &[][..], principal_headers(&mallory)),
+        // Cloud Run taking traffic directly: IAP's header is a client's like any other.
+        (
+            "cloudrun",
+            &[("DISTTAGS_IDENTITY_PROXY", "none")][..],
+            iap_headers(&mallory),
+        ),
+        ("azure_proxy", &[][..], iap_headers(&mallory)),
     ] {
-        let (t, _) = fixture(kind, &[]).await;
+        let (t, _) = fixture(kind, extra).await;
         let headers: Vec<(&str, &str)> = forged
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -187,6 +194,15 @@ fn configuration_mistakes_stop_each_binary_with_one_line() {
             &[],
             &[("DISTTAGS_STORE", "memory://"), ("PORT", "http")],
             "PORT",
+        ),
+        (
+            "disttags-cloudrun",
+            &[],
+            &[
+                ("DISTTAGS_STORE", "memory://"),
+                ("DISTTAGS_IDENTITY_PROXY", "cloudflare"),
+            ],
+            "DISTTAGS_IDENTITY_PROXY",
         ),
         (
             "disttags-azure",

@@ -40,6 +40,8 @@ pub const VARIABLES: &[&str] = &[
     "DISTTAGS_UPSTREAM_CACHE_MS",
     "DISTTAGS_AUTH_TOKENS",
     "DISTTAGS_AUTH_TOKENS_FILE",
+    // Read by disttags-cloudrun only.
+    "DISTTAGS_IDENTITY_PROXY",
     "bucket",
     "region",
     "registry",

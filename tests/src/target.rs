@@ -379,7 +379,12 @@ impl Target {
         let (dir, vars) = process_store(objects, upstream, extra).await;
         let port = crate::free_port();
         let mut command = Command::new(binary("disttags-cloudrun"));
-        command.env_clear().envs(vars).env("PORT", port.to_string());
+        // Behind the emulated proxy, and told so (`extra` may say otherwise).
+        command
+            .env_clear()
+            .env("DISTTAGS_IDENTITY_PROXY", "iap")
+            .envs(vars)
+            .env("PORT", port.to_string());
         let process = Process::spawn(command, true);
         Self {
             transport: Box::new(HttpProcess {

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use disttags_core::{Config, Defaults, Identity, RequestContext};
 use disttags_server::identity::{base64_json, header};
-use disttags_server::{AppHandler, listen_and_serve, run};
+use disttags_server::{AppHandler, Clients, ContextFn, listen_and_serve, run};
 use http::request::Parts;
 
 const NAME: &str = "disttags-cloudrun";
 /// Cloud Run's default when `PORT` is unset.
 const DEFAULT_PORT: u16 = 8080;
+/// Names the proxy in front of the service that sets the caller's identity headers.
+const IDENTITY_PROXY: &str = "DISTTAGS_IDENTITY_PROXY";
 
 fn main() -> ExitCode {
     run(NAME, async {
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
                 .parse()
                 .map_err(|_| format!("PORT={p:?} is not a port number"))?,
         };
+        let context = context_for(std::env::var(IDENTITY_PROXY).ok().as_deref())?;
         let config =
             Config::from_vars(std::env::vars(), Defaults::CLOUD).map_err(|e| e.to_string())?;
         let app = config.build_app().map_err(|e| e.to_string())?;
@@ -29,23 +32,57 @@ fn main() -> ExitCode {
             NAME,
             addr,
             &config.base_path,
+            // Only Cloud Run's front end connects to the container, and it keeps its connections.
+            Clients::FrontEnd,
             Arc::new(AppHandler::new(app, context)),
         )
         .await
     })
 }
 
-/// Identity from Identity-Aware Proxy or API Gateway, which strip these headers from client requests;
-/// request id from Cloud Run's trace header.
-fn context(parts: &Parts) -> RequestContext {
-    let headers = &parts.headers;
-    let iap = header(headers, "x-goog-authenticated-user-email").map(|v| Identity {
+/// How requests are read, given `DISTTAGS_IDENTITY_PROXY`.
+///
+/// Identity-Aware Proxy and API Gateway replace their identity headers on the requests they pass on,
+/// but a Cloud Run service that also takes traffic directly (ingress `all`, as npm clients need
+/// without a proxy) gets whatever a client sends. So the headers are read only when the operator
+/// names the proxy that sets them; by default no header is an identity.
+fn context_for(proxy: Option<&str>) -> Result<ContextFn, String> {
+    match proxy.map(str::trim) {
+        None | Some("" | "none") => Ok(trace_only),
+        Some("iap") => Ok(behind_iap),
+        Some("api-gateway") => Ok(behind_api_gateway),
+        Some(other) => Err(format!(
+            "{IDENTITY_PROXY}={other:?} is not valid: use iap, api-gateway, or none"
+        )),
+    }
+}
+
+/// The request id from Cloud Run's trace header; no identity.
+fn trace_only(parts: &Parts) -> RequestContext {
+    RequestContext {
+        identity: None,
+        request_id: header(&parts.headers, "x-cloud-trace-context")
+            .map(|v| v.split('/').next().unwrap_or(v).to_owned()),
+    }
+}
+
+/// Behind Identity-Aware Proxy: the caller from `X-Goog-Authenticated-User-Email`.
+fn behind_iap(parts: &Parts) -> RequestContext {
+    let identity = header(&parts.headers, "x-goog-authenticated-user-email").map(|v| Identity {
         // IAP prefixes the identity provider: `accounts.google.com:alice@example.com`.
         name: v.rsplit_once(':').map_or(v, |(_, email)| email).to_owned(),
         avatar: None,
     });
-    let gateway = || {
-        let claims = base64_json(header(headers, "x-apigateway-api-userinfo")?)?;
+    RequestContext {
+        identity,
+        ..trace_only(parts)
+    }
+}
+
+/// Behind API Gateway: the caller from the JWT claims in `X-Apigateway-Api-Userinfo`.
+fn behind_api_gateway(parts: &Parts) -> RequestContext {
+    let identity = (|| {
+        let claims = base64_json(header(&parts.headers, "x-apigateway-api-userinfo")?)?;
         let name = ["email", "sub"]
             .iter()
             .find_map(|k| claims.get(*k)?.as_str())?
@@ -55,11 +92,10 @@ fn context(parts: &Parts) -> RequestContext {
             .and_then(|p| p.as_str())
             .map(str::to_owned);
         Some(Identity { name, avatar })
-    };
+    })();
     RequestContext {
-        identity: iap.or_else(gateway),
-        request_id: header(headers, "x-cloud-trace-context")
-            .map(|v| v.split('/').next().unwrap_or(v).to_owned()),
+        identity,
+        ..trace_only(parts)
     }
 }
 
@@ -76,8 +112,8 @@ mod tests {
     }
 
     #[test]
-    fn identity_from_iap_then_api_gateway() {
-        let c = context(&parts(&[
+    fn identity_only_from_the_proxy_named() {
+        let iap = [
             (
                 "x-goog-authenticated-user-email",
                 "accounts.google.com:alice@example.com",
@@ -86,26 +122,42 @@ mod tests {
                 "x-cloud-trace-context",
                 "105445aa7843bc8bf206b12000100000/1;o=1",
             ),
-        ]));
+        ];
+        // {"sub":"123","email":"bob@example.com","picture":"https://p/b.png"}, base64url
+        let info = "eyJzdWIiOiIxMjMiLCJlbWFpbCI6ImJvYkBleGFtcGxlLmNvbSIsInBpY3R1cmUiOiJodHRwczovL3AvYi5wbmcifQ";
+        let gateway = [("x-apigateway-api-userinfo", info)];
+        let both = parts(&[iap.as_slice(), gateway.as_slice()].concat());
+        let name = |proxy: Option<&str>| {
+            context_for(proxy).expect("valid")(&both)
+                .identity
+                .map(|i| i.name)
+        };
+
+        assert_eq!(name(Some("iap")).as_deref(), Some("alice@example.com"));
         assert_eq!(
-            c.identity.map(|i| i.name).as_deref(),
-            Some("alice@example.com")
+            name(Some("api-gateway")).as_deref(),
+            Some("bob@example.com")
         );
+        assert_eq!(name(None), None, "no proxy named: no header is trusted");
+        assert_eq!(name(Some("none")), None);
+
+        let c = context_for(Some("api-gateway")).expect("valid")(&parts(&gateway));
+        let id = c.identity.expect("identity");
+        assert_eq!(id.avatar.as_deref(), Some("https://p/b.png"));
+        let c = context_for(None).expect("valid")(&parts(&iap));
         assert_eq!(
             c.request_id.as_deref(),
             Some("105445aa7843bc8bf206b12000100000")
         );
-        // {"sub":"123","email":"bob@example.com","picture":"https://p/b.png"}, base64url
-        let info = "eyJzdWIiOiIxMjMiLCJlbWFpbCI6ImJvYkBleGFtcGxlLmNvbSIsInBpY3R1cmUiOiJodHRwczovL3AvYi5wbmcifQ";
-        let c = context(&parts(&[("x-apigateway-api-userinfo", info)]));
-        let id = c.identity.expect("identity");
         assert_eq!(
-            (id.name.as_str(), id.avatar.as_deref()),
-            ("bob@example.com", Some("https://p/b.png"))
-        );
-        assert_eq!(
-            context(&parts(&[("x-ms-client-principal-name", "eve")])).identity,
+            context_for(Some("iap")).expect("valid")(&parts(&[(
+                "x-ms-client-principal-name",
+                "eve"
+            )]))
+            .identity,
             None
         );
+        let error = context_for(Some("IAP ")).err().unwrap_or_default();
+        assert!(error.contains(IDENTITY_PROXY), "{error}");
     }
 }

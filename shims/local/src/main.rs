@@ -112,7 +112,14 @@ async fn serve(listen: Option<SocketAddr>, config: Config) -> Result<(), String>
         app,
         disttags_server::no_context,
     ));
-    disttags_server::listen_and_serve("disttags", listen, &config.base_path, handler).await
+    disttags_server::listen_and_serve(
+        "disttags",
+        listen,
+        &config.base_path,
+        disttags_server::Clients::Direct,
+        handler,
+    )
+    .await
 }
 
 #[derive(serde::Deserialize)]

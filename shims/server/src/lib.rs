@@ -15,7 +15,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
@@ -70,16 +70,59 @@ pub const DRAIN: Duration = Duration::from_secs(8);
 /// How long after the signal the server still accepts and reads requests, so none already sent is lost.
 pub const LINGER: Duration = Duration::from_millis(250);
 
+/// How long a client that connects directly has to send a request's head, and how long its kept-alive
+/// connection may sit idle before the next one: past it the connection is closed, so clients that
+/// connect and stall cannot hold file descriptors for ever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Who connects to a server, which decides when an idle or stalled connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clients {
+    /// Anyone, directly (`disttags serve`): a connection that has not sent a whole request head
+    /// within [`HEADER_READ_TIMEOUT`], new or idle after a request, is closed.
+    Direct,
+    /// Only the platform's front end (Cloud Run's, the Azure Functions host), which shields the
+    /// server from stalled clients and keeps its own connections open for minutes: closing them
+    /// sooner would race its next request on them, so the front end closes them.
+    FrontEnd,
+}
+
 /// Serves `handler` on `listener` until `shutdown` resolves, then stops accepting and drains.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
+    clients: Clients,
     shutdown: impl Future<Output = ()>,
 ) {
+    let header_read_timeout = match clients {
+        Clients::Direct => Some(HEADER_READ_TIMEOUT),
+        Clients::FrontEnd => None,
+    };
+    serve_with(listener, handler, shutdown, header_read_timeout).await;
+}
+
+/// The HTTP/1.1 settings every connection gets.
+fn http1(header_read_timeout: Option<Duration>) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    if let Some(timeout) = header_read_timeout {
+        // hyper enforces the timeout only when it has a timer.
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout);
+    }
+    builder
+}
+
+async fn serve_with<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+    header_read_timeout: Option<Duration>,
+) {
     let graceful = GracefulShutdown::new();
-    let http = hyper::server::conn::http1::Builder::new();
+    let http = http1(header_read_timeout);
     // After the signal, each connection serves one request and closes.
-    let mut last_call = hyper::server::conn::http1::Builder::new();
+    let mut last_call = http1(header_read_timeout);
     last_call.keep_alive(false);
     tokio::pin!(shutdown);
     let mut linger_until: Option<tokio::time::Instant> = None;
@@ -175,6 +218,7 @@ pub async fn listen_and_serve<H: Handler>(
     name: &str,
     addr: std::net::SocketAddr,
     base_path: &str,
+    clients: Clients,
     handler: Arc<H>,
 ) -> Result<(), String> {
     let listener = TcpListener::bind(addr)
@@ -185,7 +229,7 @@ pub async fn listen_and_serve<H: Handler>(
         "{name} listening on http://{local}{}",
         base_path.trim_end_matches('/')
     );
-    serve(listener, handler, shutdown_signal()).await;
+    serve(listener, handler, clients, shutdown_signal()).await;
     eprintln!("{name}: stopped");
     Ok(())
 }
@@ -270,7 +314,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (signal, shutdown) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, Arc::new(Fixed), async {
+        let server = tokio::spawn(serve(listener, Arc::new(Fixed), Clients::Direct, async {
             let _ = shutdown.await;
         }));
         let before = ask(addr, true).await.expect("before");
@@ -293,5 +337,44 @@ mod tests {
             ask(addr, true).await.is_err(),
             "after the linger, nothing listens"
         );
+    }
+
+    /// A client that sends half a request head, and one that keeps a connection idle after its
+    /// request, are both disconnected once the header read timeout passes (here 300 ms instead of
+    /// 30 s); without it each would hold its connection for ever.
+    #[tokio::test]
+    async fn stalled_and_idle_connections_are_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (_stop, shutdown) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve_with(
+            listener,
+            Arc::new(Fixed),
+            async {
+                let _ = shutdown.await;
+            },
+            Some(Duration::from_millis(300)),
+        ));
+
+        let mut stalled = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stalled
+            .write_all(b"GET /-/ping HTTP/1.1\r\nHost: t\r\n")
+            .await
+            .expect("half a head");
+        let mut idle = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        idle.write_all(b"GET /-/ping HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .expect("request");
+
+        for (what, stream) in [("stalled", &mut stalled), ("idle", &mut idle)] {
+            let mut reply = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply)).await;
+            assert!(read.is_ok(), "{what}: the server kept the connection open");
+            let reply = String::from_utf8_lossy(&reply);
+            if what == "idle" {
+                assert!(reply.starts_with("HTTP/1.1 200"), "{what}: {reply}");
+            }
+        }
     }
 }
