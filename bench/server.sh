@@ -9,7 +9,8 @@
 #     ceiling of a hyper server on this machine;
 # then drives each with wrk (Debian's package, installed when missing): one thread, c=1, 10, 100,
 # DURATION per cell (10 s; `--quick`: 1 s, no warm-up, for CI), small (left-pad), react and typescript
-# (bare: its one path). Prints markdown tables: req/s, p50, p99 and the ratios disttags/Verdaccio and
+# (bare: its one path). Prints markdown tables: req/s, p50, p99, the server's CPU time per request
+# (user + system, from /proc/PID/stat over the cell), and the ratios disttags/Verdaccio and
 # disttags/bare. Figures are printed, never asserted.
 #
 #   bench/server.sh [--quick] [--pin]
@@ -27,7 +28,7 @@ for arg in "$@"; do
   case "$arg" in
     --quick) duration=1s; warmup="" ;;
     --pin) pin=true ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $arg (use --quick, --pin)" ;;
   esac
 done
@@ -119,6 +120,7 @@ bench_pids+=($!)
 bench_pids+=($!)
 "${server_on[@]}" "$bin/examples/bare" "$b_addr" >"$work/bare.log" 2>&1 &
 bench_pids+=($!)
+d_pid=${bench_pids[0]} v_pid=${bench_pids[1]} b_pid=${bench_pids[2]}
 wait_ok "http://$d_addr/-/ping" 10 || die "disttags serve did not start: $(tail -3 "$work/disttags.log")"
 wait_ok "http://$b_addr/" 10 || die "the bare server did not start: $(tail -3 "$work/bare.log")"
 wait_ok "http://$v_addr/-/package/left-pad/dist-tags" 60 || die "Verdaccio did not start: $(tail -5 "$work/verdaccio.log")"
@@ -132,21 +134,29 @@ for name in is-odd "${packages[@]}"; do
 done
 say "disttags and Verdaccio answer the same dist-tags for is-odd ${packages[*]}"
 
-# bench_wrk C URL [DURATION] -> "req/s p50_ms p99_ms errors"
+# cpu_ticks PID -> user+system clock ticks the process has used so far
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+tick=$(getconf CLK_TCK)
+
+# bench_wrk PID C URL [DURATION] -> "req/s p50_ms p99_ms errors cpu_us_per_request"
+# (the server's own CPU time, user and system, over the cell divided by the requests it answered)
 bench_wrk() {
-  local out
-  out=$("${wrk_on[@]}" wrk -t1 -c"$1" -d"${3:-$duration}" --timeout 30s --latency "$2" 2>&1) ||
-    die "wrk failed against $2: $out"
-  awk '
+  local out before after
+  before=$(cpu_ticks "$1")
+  out=$("${wrk_on[@]}" wrk -t1 -c"$2" -d"${4:-$duration}" --timeout 30s --latency "$3" 2>&1) ||
+    die "wrk failed against $3: $out"
+  after=$(cpu_ticks "$1")
+  awk -v ticks=$((after - before)) -v hz="$tick" '
     function ms(v,  n) { n = v + 0
       if (v ~ /us$/) return n / 1000; if (v ~ /ms$/) return n; if (v ~ /m$/) return n * 60000
       if (v ~ /s$/) return n * 1000; return n }
     /^Requests\/sec:/ { rps = $2 }
+    / requests in / { n = $1 }
     $1 == "50%" { p50 = ms($2) }
     $1 == "99%" { p99 = ms($2) }
     /Non-2xx or 3xx responses:/ { err += $NF }
     /Socket errors:/ { gsub(",", ""); err += $4 + $6 + $8 + $10 }
-    END { printf "%.0f %.4f %.4f %d\n", rps, p50, p99, err }' <<<"$out"
+    END { printf "%.0f %.4f %.4f %d %.2f\n", rps, p50, p99, err, n ? ticks / hz / n * 1e6 : 0 }' <<<"$out"
 }
 
 results=$work/results.tsv
@@ -154,17 +164,17 @@ results=$work/results.tsv
 machine=$(machine_line)
 say "wrk -t1, $duration per cell$([ -n "$warmup" ] && echo ", $warmup warm-up per server and package")"
 for c in 1 10 100; do
-  [ -n "$warmup" ] && [ "$c" = 1 ] && bench_wrk 10 "http://$b_addr/" "$warmup" >/dev/null
-  printf 'bare\t-\t%s\t%s\n' "$c" "$(bench_wrk "$c" "http://$b_addr/")" >>"$results"
+  [ -n "$warmup" ] && [ "$c" = 1 ] && bench_wrk "$b_pid" 10 "http://$b_addr/" "$warmup" >/dev/null
+  printf 'bare\t-\t%s\t%s\n' "$c" "$(bench_wrk "$b_pid" "$c" "http://$b_addr/")" >>"$results"
 done
 for name in "${packages[@]}"; do
   for server in disttags verdaccio; do
-    if [ "$server" = disttags ]; then addr=$d_addr; else addr=$v_addr; fi
+    if [ "$server" = disttags ]; then addr=$d_addr pid=$d_pid; else addr=$v_addr pid=$v_pid; fi
     url="http://$addr/-/package/$name/dist-tags"
-    [ -n "$warmup" ] && bench_wrk 10 "$url" "$warmup" >/dev/null
+    [ -n "$warmup" ] && bench_wrk "$pid" 10 "$url" "$warmup" >/dev/null
     for c in 1 10 100; do
       say "$server $name c=$c"
-      printf '%s\t%s\t%s\t%s\n' "$server" "$name" "$c" "$(bench_wrk "$c" "$url")" >>"$results"
+      printf '%s\t%s\t%s\t%s\n' "$server" "$name" "$c" "$(bench_wrk "$pid" "$c" "$url")" >>"$results"
     done
   done
 done
@@ -183,15 +193,15 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 sizes = dict(kv.split("=") for kv in sys.argv[2].split())
 res = {}
 for server, pkg, c, fig in rows:
-    rps, p50, p99, err = fig.split()
-    res[(server, pkg, c)] = (float(rps), float(p50), float(p99), int(err))
+    rps, p50, p99, err, cpu = fig.split()
+    res[(server, pkg, c)] = (float(rps), float(p50), float(p99), int(err), float(cpu))
 notes = []
 
 def ms(v):
     return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 def rate(key):
-    rps, _, _, err = res[key]
+    rps, _, _, err, _ = res[key]
     if err:
         notes.append(f"{key[0]} {key[1]} c={key[2]}: wrk counted {err} errors (non-2xx, socket errors or timeouts)")
         return f"{rps:,.0f}*"
@@ -202,16 +212,16 @@ def size(n):
 
 print("Ceiling: bare hyper server, fixed 40-byte body")
 print()
-print("| c | req/s | p50 ms | p99 ms |")
-print("|---:|---:|---:|---:|")
+print("| c | req/s | p50 ms | p99 ms | CPU µs/req |")
+print("|---:|---:|---:|---:|---:|")
 for c in ("1", "10", "100"):
     r = res[("bare", "-", c)]
-    print(f"| {c} | {rate(('bare', '-', c))} | {ms(r[1])} | {ms(r[2])} |")
+    print(f"| {c} | {rate(('bare', '-', c))} | {ms(r[1])} | {ms(r[2])} | {r[4]:.2f} |")
 print()
 print("`GET /-/package/{name}/dist-tags`")
 print()
-print("| package (stored) | c | disttags req/s | p50 ms | p99 ms | Verdaccio req/s | p50 ms | p99 ms | disttags ÷ Verdaccio | disttags ÷ bare |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| package (stored) | c | disttags req/s | p50 ms | p99 ms | CPU µs/req | Verdaccio req/s | p50 ms | p99 ms | CPU µs/req | disttags ÷ Verdaccio | disttags ÷ bare |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 pkgs = [p for p in dict.fromkeys(pkg for _, pkg, _, _ in rows) if p != "-"]
 for pkg in pkgs:
     for c in ("1", "10", "100"):
@@ -220,8 +230,8 @@ for pkg in pkgs:
         b = res[("bare", "-", c)]
         vs_v = f"{d[0] / v[0]:,.0f}×" if v[0] else "∞"
         vs_b = f"{100 * d[0] / b[0]:.0f}%" if b[0] else "-"
-        print(f"| {pkg} ({size(int(sizes[pkg]))}) | {c} | {rate(('disttags', pkg, c))} | {ms(d[1])} | {ms(d[2])} "
-              f"| {rate(('verdaccio', pkg, c))} | {ms(v[1])} | {ms(v[2])} | {vs_v} | {vs_b} |")
+        print(f"| {pkg} ({size(int(sizes[pkg]))}) | {c} | {rate(('disttags', pkg, c))} | {ms(d[1])} | {ms(d[2])} | {d[4]:.2f} "
+              f"| {rate(('verdaccio', pkg, c))} | {ms(v[1])} | {ms(v[2])} | {v[4]:,.0f} | {vs_v} | {vs_b} |")
 if notes:
     print()
     for n in notes:
