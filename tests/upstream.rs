@@ -134,9 +134,10 @@ async fn an_upstream_that_leads_back_here_is_not_followed() {
     let events = errors(&itself, 2).await;
     assert_eq!(statuses(&events), [508, 508], "{events:?}");
     assert!(
-        events[0].1.contains("leads back to this server"),
+        events[0].1.contains("came round to this server again"),
         "{events:?}"
     );
+    assert!(events[1].1.contains("answered 508"), "{events:?}");
 
     let (a, b) = (
         format!("127.0.0.1:{}", free_port()),

@@ -186,8 +186,8 @@ impl FileStamp {
 
 /// The registry endpoint: one per process, shared by all requests.
 pub struct App {
-    /// How this server names itself in the `Via` header of its upstream requests
-    /// (`disttags-<random hex>`), so a request that comes back round is recognised.
+    /// How this server names itself in the `Via` header of its upstream requests, so a request
+    /// that comes round again is told (see [`crate::via`]).
     via_name: String,
     store: Store,
     upstream: Option<Arc<dyn Upstream>>,
@@ -366,6 +366,14 @@ impl App {
         self
     }
 
+    /// Names this server in the `Via` of its upstream requests. Instances of one deployment should
+    /// share a name ([`crate::via::deployment_name`]: [`Config`](crate::Config) does this); without
+    /// one, each app has a random name of its own and only a loop back to itself is told.
+    pub fn with_via_name(mut self, name: String) -> Self {
+        self.via_name = name;
+        self
+    }
+
     /// Requires one of these bearer tokens on every route but `/-/ping`.
     pub fn with_auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
@@ -494,29 +502,15 @@ impl App {
             .ok_or_else(|| Error::PackageNotFound(format!("package {name} not found")))
     }
 
-    /// The `Via` header for an upstream request made while answering a request with `headers`: the
-    /// hops it has come through, then this server. A request that has come through this server
-    /// already is refused: the upstream leads back here.
+    /// The `Via` header for an upstream request made while answering a request with `headers`
+    /// (see [`crate::via`]); a request that has come round already is refused.
     fn via(&self, headers: Option<&HeaderMap>) -> Result<String, Error> {
-        let mut hops: Vec<&str> = headers
+        let incoming = headers
             .map(|h| h.get_all(header::VIA).iter())
             .into_iter()
             .flatten()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .filter(|hop| !hop.is_empty())
-            .collect();
-        // A hop is `protocol received-by [comment]`.
-        if hops
-            .iter()
-            .any(|hop| hop.split_whitespace().nth(1) == Some(self.via_name.as_str()))
-        {
-            return Err(Error::UpstreamLoop);
-        }
-        let own = format!("1.1 {}", self.via_name);
-        hops.push(&own);
-        Ok(hops.join(", "))
+            .map(HeaderValue::as_bytes);
+        crate::via::extend(incoming, &self.via_name).map_err(|_| Error::Loop)
     }
 
     /// The cached answer, when the store is a local directory and the file's metadata shows it

@@ -375,7 +375,12 @@ impl Config {
             .with_base_path(&self.base_path)
             .with_secrets(self.secrets())
             .with_auth(self.auth.clone())
-            .with_store_timeout(self.timeouts.store_total))
+            .with_store_timeout(self.timeouts.store_total)
+            .with_via_name(crate::via::deployment_name(
+                &self.store,
+                self.upstream.as_ref(),
+                &self.base_path,
+            )))
     }
 }
 

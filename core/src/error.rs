@@ -60,8 +60,14 @@ pub enum Error {
     /// The request came through this server already (its `Via` names this server): asking the
     /// upstream again would go round for ever.
     #[error(
-        "the upstream registry leads back to this server: DISTTAGS_UPSTREAM points at this server, \
+        "the request came round to this server again: DISTTAGS_UPSTREAM points at this server, \
          or at a registry whose upstream leads here"
+    )]
+    Loop,
+    /// The upstream answered 508 Loop Detected: a registry behind it found the request had come round.
+    #[error(
+        "the upstream registry answered 508 Loop Detected: a registry behind it leads back to it \
+         or to this server"
     )]
     UpstreamLoop,
 }
@@ -79,7 +85,7 @@ impl Error {
             }
             Self::UpstreamUnavailable(_) | Self::UpstreamInvalid(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::UpstreamLoop => StatusCode::LOOP_DETECTED,
+            Self::Loop | Self::UpstreamLoop => StatusCode::LOOP_DETECTED,
         }
     }
 
@@ -94,7 +100,8 @@ impl Error {
             Self::UpstreamUnavailable(_) => "the upstream registry is unavailable".into(),
             Self::UpstreamTimeout(_) => "the upstream registry did not answer in time".into(),
             Self::UpstreamInvalid(_) => "the upstream registry sent an invalid answer".into(),
-            Self::UpstreamLoop => "the upstream registry leads back to this registry".into(),
+            Self::Loop => "the upstream registry leads back to this registry".into(),
+            Self::UpstreamLoop => "the upstream registry reports a loop".into(),
             other => other.to_string(),
         }
     }

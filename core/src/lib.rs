@@ -13,6 +13,7 @@ pub mod log;
 pub mod names;
 pub mod tls;
 pub mod upstream;
+pub mod via;
 
 pub use app::{App, RequestContext, Store, StoreStats};
 pub use config::{Config, ConfigError, Defaults};

@@ -226,8 +226,8 @@ fn cache_lifetime(headers: &HeaderMap) -> Option<Duration> {
 }
 
 fn status_error(status: StatusCode) -> Error {
-    // The request came round to a registry it had passed through: a loop on this server's path too,
-    // passed back as such (a 502 would be retried by the registry before, multiplying the loop).
+    // A registry behind the upstream found the request had come round: a loop on this server's
+    // path too, passed back as such (disttags and Verdaccio retry a 502, which would multiply it).
     if status == StatusCode::LOOP_DETECTED {
         return Error::UpstreamLoop;
     }
