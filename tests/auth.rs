@@ -128,7 +128,7 @@ async fn a_malformed_token_hash_stops_the_server_at_start() {
     assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
     assert!(
         stderr.contains("DISTTAGS_AUTH_TOKENS")
-            && stderr.contains("entry 2")
+            && stderr.contains("line 1, entry 2")
             && stderr.contains("SHA-256"),
         "{stderr}"
     );

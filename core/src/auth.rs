@@ -42,20 +42,32 @@ impl Auth {
     /// Parses lines of `<sha256 hex> [name]` (blank lines and `#` comments skipped), or a comma-separated list.
     pub fn parse(text: &str, source: &str) -> Result<Self, String> {
         let mut tokens = Vec::new();
-        for (index, line) in text.split(['\n', ',']).enumerate() {
+        for (number, line) in text.lines().enumerate() {
             let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+            // A comment is a whole line, commas and all.
+            if line.starts_with('#') {
                 continue;
             }
-            let (hex, name) = match line.split_once(char::is_whitespace) {
-                Some((h, n)) => (h, Some(n.trim().to_owned())),
-                None => (line, None),
-            };
-            let hash = decode_sha256(hex).ok_or_else(|| {
-                // Not the value itself: a raw token put here by mistake would reach the platform's logs.
-                format!("{source}: entry {} is not a SHA-256 hex digest (64 hex characters; e.g. `printf %s TOKEN | sha256sum`)", index + 1)
-            })?;
-            tokens.push(TokenHash { hash, name });
+            for (index, entry) in line.split(',').enumerate() {
+                let entry = entry.trim();
+                if entry.is_empty() {
+                    continue;
+                }
+                let (hex, name) = match entry.split_once(char::is_whitespace) {
+                    Some((h, n)) => (h, Some(n.trim().to_owned())),
+                    None => (entry, None),
+                };
+                let hash = decode_sha256(hex).ok_or_else(|| {
+                    // Not the value itself: a raw token put here by mistake would reach the
+                    // platform's logs.
+                    format!(
+                        "{source}: line {}, entry {} is not a SHA-256 hex digest (64 hex characters; e.g. `printf %s TOKEN | sha256sum`)",
+                        number + 1,
+                        index + 1
+                    )
+                })?;
+                tokens.push(TokenHash { hash, name });
+            }
         }
         Ok(Self { tokens })
     }
@@ -146,7 +158,7 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         let text = format!(
-            "# ci tokens\n{} alice\n\n{}\n",
+            "# ci tokens: alice, then the other\n{} alice\n\n{}\n",
             hex(&sha256(b"s3cret")),
             hex(&sha256(b"other"))
         );
@@ -166,6 +178,11 @@ mod tests {
         basic.insert(AUTHORIZATION, "Basic czNjcmV0".parse().expect("header"));
         assert_eq!(auth.check(&basic), Err(Denied::Missing));
         assert!(Auth::parse("not-a-hash", "DISTTAGS_AUTH_TOKENS").is_err());
+        // Where a mistake is, by line and comma-separated entry.
+        let error = Auth::parse(&format!("# a\n{}, oops", hex(&sha256(b"x"))), "f")
+            .err()
+            .unwrap_or_default();
+        assert!(error.starts_with("f: line 2, entry 2 "), "{error}");
         assert!(!Auth::parse("", "x").expect("empty").is_enabled());
     }
 }
