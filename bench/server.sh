@@ -18,6 +18,8 @@
 # By default the servers and wrk share both cores as the scheduler places them. `--pin` puts every
 # server on CPU 0 and wrk on CPU 1 instead (taskset).
 set -euo pipefail
+# A failure inside $(...) (a server gone mid-run) stops the script too.
+shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "$0")/common.sh"
 
@@ -134,8 +136,13 @@ for name in is-odd "${packages[@]}"; do
 done
 say "disttags and Verdaccio answer the same dist-tags for is-odd ${packages[*]}"
 
-# cpu_ticks PID -> user+system clock ticks the process has used so far
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_ticks PID -> user+system clock ticks the process has used so far (fields 14 and 15 of
+# /proc/PID/stat, counted after the parenthesised name, which may hold spaces)
+cpu_ticks() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || die "process $1 is gone (a server stopped mid-run)"
+  awk '{ print $12 + $13 }' <<<"${stat##*) }"
+}
 tick=$(getconf CLK_TCK)
 
 # bench_wrk PID C URL [DURATION] -> "req/s p50_ms p99_ms errors cpu_us_per_request"
@@ -165,7 +172,8 @@ machine=$(machine_line)
 say "wrk -t1, $duration per cell$([ -n "$warmup" ] && echo ", $warmup warm-up per server and package")"
 for c in 1 10 100; do
   [ -n "$warmup" ] && [ "$c" = 1 ] && bench_wrk "$b_pid" 10 "http://$b_addr/" "$warmup" >/dev/null
-  printf 'bare\t-\t%s\t%s\n' "$c" "$(bench_wrk "$b_pid" "$c" "http://$b_addr/")" >>"$results"
+  row=$(bench_wrk "$b_pid" "$c" "http://$b_addr/") || exit 1
+  printf 'bare\t-\t%s\t%s\n' "$c" "$row" >>"$results"
 done
 for name in "${packages[@]}"; do
   for server in disttags verdaccio; do
@@ -174,7 +182,8 @@ for name in "${packages[@]}"; do
     [ -n "$warmup" ] && bench_wrk "$pid" 10 "$url" "$warmup" >/dev/null
     for c in 1 10 100; do
       say "$server $name c=$c"
-      printf '%s\t%s\t%s\t%s\n' "$server" "$name" "$c" "$(bench_wrk "$pid" "$c" "$url")" >>"$results"
+      row=$(bench_wrk "$pid" "$c" "$url") || exit 1
+      printf '%s\t%s\t%s\t%s\n' "$server" "$name" "$c" "$row" >>"$results"
     done
   done
 done
