@@ -1,5 +1,6 @@
-//! Platform edges of the Azure and Cloud Run shims: malformed invocation envelopes, the host's
-//! readiness probe, an empty route prefix, and identity headers trusted only where the platform sets them.
+//! Platform edges of the shims: malformed invocation envelopes, the Azure host's readiness probe,
+//! an empty route prefix, identity headers trusted only where the platform sets them, stalled
+//! connections closed only where clients connect directly, and configuration mistakes.
 
 use std::process::Command;
 
@@ -205,6 +206,12 @@ fn configuration_mistakes_stop_each_binary_with_one_line() {
             "DISTTAGS_IDENTITY_PROXY",
         ),
         (
+            "disttags",
+            &["serve"],
+            &[("DISTTAGS_HEADER_TIMEOUT_MS", "30s")],
+            "DISTTAGS_HEADER_TIMEOUT_MS",
+        ),
+        (
             "disttags-azure",
             &[],
             &[("DISTTAGS_STORE", "memory://")],
@@ -242,5 +249,30 @@ fn configuration_mistakes_stop_each_binary_with_one_line() {
             stderr.contains(names),
             "{bin} {args:?}: the line names {names}: {stderr}"
         );
+    }
+}
+
+/// `disttags serve` closes a connection that stalls in the middle of a request head once
+/// `DISTTAGS_HEADER_TIMEOUT_MS` has passed (here 300 ms); the Cloud Run shim, which only its
+/// platform's front end reaches, leaves that to the front end and ignores the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_are_closed_where_clients_connect_directly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for (kind, closes, within) in [("local", true, 10), ("cloudrun", false, 1)] {
+        let (t, _) = fixture(kind, &[("DISTTAGS_HEADER_TIMEOUT_MS", "300")]).await;
+        let mut stream = tokio::net::TcpStream::connect(addr_of(&t))
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET /-/ping HTTP/1.1\r\nHost: t\r\n")
+            .await
+            .expect("half a head");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(within),
+            stream.read_to_end(&mut rest),
+        )
+        .await;
+        assert_eq!(read.is_ok(), closes, "{kind}: {read:?}");
     }
 }

@@ -38,6 +38,8 @@ pub const VARIABLES: &[&str] = &[
     "DISTTAGS_STORE_RETRY_MS",
     "DISTTAGS_LOG_TIMEOUT_MS",
     "DISTTAGS_UPSTREAM_CACHE_MS",
+    // Read by disttags serve only.
+    "DISTTAGS_HEADER_TIMEOUT_MS",
     "DISTTAGS_AUTH_TOKENS",
     "DISTTAGS_AUTH_TOKENS_FILE",
     // Read by disttags-cloudrun only.
@@ -84,6 +86,11 @@ pub struct Timeouts {
     pub log_total: Duration,
     /// How long an upstream answer is reused, capped by its `Cache-Control` (`DISTTAGS_UPSTREAM_CACHE_MS`, 30000; 0 disables).
     pub upstream_cache: Duration,
+    /// `disttags serve` only: how long a connection may take to send a request head, idle
+    /// kept-alive time included (`DISTTAGS_HEADER_TIMEOUT_MS`, 75000; 0: no limit). Longer than the
+    /// 60 s that AWS load balancers and nginx keep idle connections, so a proxy in front closes
+    /// first and never sends a request on a connection this server is closing.
+    pub header_read: Duration,
 }
 
 impl Default for Timeouts {
@@ -96,6 +103,7 @@ impl Default for Timeouts {
             store_retry: Duration::from_millis(3000),
             log_total: Duration::from_millis(2000),
             upstream_cache: Duration::from_millis(30_000),
+            header_read: Duration::from_millis(75_000),
         }
     }
 }
@@ -248,7 +256,11 @@ impl Config {
                 Some(v) => v
                     .parse::<u64>()
                     .ok()
-                    .filter(|n| *n > 0 || key == "DISTTAGS_UPSTREAM_CACHE_MS")
+                    .filter(|n| {
+                        *n > 0
+                            || key == "DISTTAGS_UPSTREAM_CACHE_MS"
+                            || key == "DISTTAGS_HEADER_TIMEOUT_MS"
+                    })
                     .map(Duration::from_millis)
                     .ok_or_else(|| {
                         bad(format!(
@@ -265,6 +277,7 @@ impl Config {
             store_retry: ms("DISTTAGS_STORE_RETRY_MS", d.store_retry)?,
             log_total: ms("DISTTAGS_LOG_TIMEOUT_MS", d.log_total)?,
             upstream_cache: ms("DISTTAGS_UPSTREAM_CACHE_MS", d.upstream_cache)?,
+            header_read: ms("DISTTAGS_HEADER_TIMEOUT_MS", d.header_read)?,
         };
 
         let mut auth = match get("DISTTAGS_AUTH_TOKENS") {

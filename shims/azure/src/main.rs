@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use disttags_core::{App, Config, Defaults, Identity, RequestContext};
 use disttags_server::identity::{base64_json, header};
-use disttags_server::{Clients, Handler, listen_and_serve, run};
+use disttags_server::{Handler, listen_and_serve, run};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -44,14 +44,7 @@ fn main() -> ExitCode {
         // The host reaches the handler on loopback only.
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         // Only the Functions host connects, and it keeps its connections.
-        listen_and_serve(
-            NAME,
-            addr,
-            &base_path,
-            Clients::FrontEnd,
-            Arc::new(Azure { app }),
-        )
-        .await
+        listen_and_serve(NAME, addr, &base_path, None, Arc::new(Azure { app })).await
     })
 }
 

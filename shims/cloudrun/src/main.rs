@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use disttags_core::{Config, Defaults, Identity, RequestContext};
 use disttags_server::identity::{base64_json, header};
-use disttags_server::{AppHandler, Clients, ContextFn, listen_and_serve, run};
+use disttags_server::{AppHandler, ContextFn, listen_and_serve, run};
 use http::request::Parts;
 
 const NAME: &str = "disttags-cloudrun";
@@ -23,17 +23,25 @@ fn main() -> ExitCode {
                 .parse()
                 .map_err(|_| format!("PORT={p:?} is not a port number"))?,
         };
-        let context = context_for(std::env::var(IDENTITY_PROXY).ok().as_deref())?;
+        let proxy = std::env::var(IDENTITY_PROXY).ok();
+        let context = context_for(proxy.as_deref())?;
         let config =
             Config::from_vars(std::env::vars(), Defaults::CLOUD).map_err(|e| e.to_string())?;
         let app = config.build_app().map_err(|e| e.to_string())?;
+        if proxy.is_none() {
+            // Deployments from before this setting read IAP's header unasked: say why it is ignored.
+            eprintln!(
+                "{NAME}: {IDENTITY_PROXY} is not set: no identity header is read \
+                 (set it to iap or api-gateway when one is in front)"
+            );
+        }
         let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
         listen_and_serve(
             NAME,
             addr,
             &config.base_path,
             // Only Cloud Run's front end connects to the container, and it keeps its connections.
-            Clients::FrontEnd,
+            None,
             Arc::new(AppHandler::new(app, context)),
         )
         .await

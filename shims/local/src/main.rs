@@ -116,7 +116,8 @@ async fn serve(listen: Option<SocketAddr>, config: Config) -> Result<(), String>
         "disttags",
         listen,
         &config.base_path,
-        disttags_server::Clients::Direct,
+        // Clients connect directly, or through a proxy that keeps idle connections for less long.
+        Some(config.timeouts.header_read).filter(|t| !t.is_zero()),
         handler,
     )
     .await

@@ -70,54 +70,22 @@ pub const DRAIN: Duration = Duration::from_secs(8);
 /// How long after the signal the server still accepts and reads requests, so none already sent is lost.
 pub const LINGER: Duration = Duration::from_millis(250);
 
-/// How long a client that connects directly has to send a request's head, and how long its kept-alive
-/// connection may sit idle before the next one: past it the connection is closed, so clients that
-/// connect and stall cannot hold file descriptors for ever.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Who connects to a server, which decides when an idle or stalled connection is closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clients {
-    /// Anyone, directly (`disttags serve`): a connection that has not sent a whole request head
-    /// within [`HEADER_READ_TIMEOUT`], new or idle after a request, is closed.
-    Direct,
-    /// Only the platform's front end (Cloud Run's, the Azure Functions host), which shields the
-    /// server from stalled clients and keeps its own connections open for minutes: closing them
-    /// sooner would race its next request on them, so the front end closes them.
-    FrontEnd,
-}
+/// How long a request body may take to arrive (the routes take none; an Azure invocation envelope
+/// is a few KB): past it the request is answered 408 and the connection closed.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `handler` on `listener` until `shutdown` resolves, then stops accepting and drains.
+///
+/// `header_read_timeout`: how long a connection may take to send a request head, idle time between
+/// requests on a kept-alive connection included; past it the connection is closed. `None` where
+/// only the platform's front end connects (Cloud Run's, the Azure Functions host): it shields the
+/// server from stalled clients and keeps its own connections open for minutes, and closing them
+/// first would race its next request on them.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
-    clients: Clients,
-    shutdown: impl Future<Output = ()>,
-) {
-    let header_read_timeout = match clients {
-        Clients::Direct => Some(HEADER_READ_TIMEOUT),
-        Clients::FrontEnd => None,
-    };
-    serve_with(listener, handler, shutdown, header_read_timeout).await;
-}
-
-/// The HTTP/1.1 settings every connection gets.
-fn http1(header_read_timeout: Option<Duration>) -> hyper::server::conn::http1::Builder {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    if let Some(timeout) = header_read_timeout {
-        // hyper enforces the timeout only when it has a timer.
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(timeout);
-    }
-    builder
-}
-
-async fn serve_with<H: Handler>(
-    listener: TcpListener,
-    handler: Arc<H>,
-    shutdown: impl Future<Output = ()>,
     header_read_timeout: Option<Duration>,
+    shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
     let http = http1(header_read_timeout);
@@ -182,27 +150,50 @@ async fn serve_with<H: Handler>(
     }
 }
 
+/// The HTTP/1.1 settings every connection gets.
+fn http1(header_read_timeout: Option<Duration>) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    if let Some(timeout) = header_read_timeout {
+        // hyper enforces the timeout only when it has a timer.
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout);
+    }
+    builder
+}
+
 async fn answer<H: Handler>(handler: &H, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     // A GET carries no body: nothing to collect.
     let body = if hyper::body::Body::is_end_stream(&body) {
         Ok(Bytes::new())
     } else {
-        Limited::new(body, MAX_BODY)
-            .collect()
-            .await
-            .map(|collected| collected.to_bytes())
+        match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await
+        {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(_)) => Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &br#"{"ok":false,"error":"request body too large or unreadable"}"#[..],
+            )),
+            Err(_) => Err((
+                StatusCode::REQUEST_TIMEOUT,
+                &br#"{"ok":false,"error":"the request body did not arrive in time"}"#[..],
+            )),
+        }
     };
     let body = match body {
         Ok(bytes) => bytes,
-        Err(_) => {
-            let mut response = Response::new(Full::new(Bytes::from_static(
-                br#"{"ok":false,"error":"request body too large or unreadable"}"#,
-            )));
-            *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        Err((status, message)) => {
+            let mut response = Response::new(Full::new(Bytes::from_static(message)));
+            *response.status_mut() = status;
             response.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("application/json"),
+            );
+            // The rest of the body is not read: the connection cannot serve another request.
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
             );
             return response;
         }
@@ -214,11 +205,12 @@ async fn answer<H: Handler>(handler: &H, request: Request<Incoming>) -> Response
 }
 
 /// Binds `addr`, prints `{name} listening on http://{addr}{base_path}`, serves until SIGTERM or Ctrl-C, drains.
+/// `header_read_timeout` as for [`serve`].
 pub async fn listen_and_serve<H: Handler>(
     name: &str,
     addr: std::net::SocketAddr,
     base_path: &str,
-    clients: Clients,
+    header_read_timeout: Option<Duration>,
     handler: Arc<H>,
 ) -> Result<(), String> {
     let listener = TcpListener::bind(addr)
@@ -229,7 +221,7 @@ pub async fn listen_and_serve<H: Handler>(
         "{name} listening on http://{local}{}",
         base_path.trim_end_matches('/')
     );
-    serve(listener, handler, clients, shutdown_signal()).await;
+    serve(listener, handler, header_read_timeout, shutdown_signal()).await;
     eprintln!("{name}: stopped");
     Ok(())
 }
@@ -314,7 +306,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (signal, shutdown) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, Arc::new(Fixed), Clients::Direct, async {
+        let server = tokio::spawn(serve(listener, Arc::new(Fixed), None, async {
             let _ = shutdown.await;
         }));
         let before = ask(addr, true).await.expect("before");
@@ -347,13 +339,13 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (_stop, shutdown) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve_with(
+        tokio::spawn(serve(
             listener,
             Arc::new(Fixed),
+            Some(Duration::from_millis(300)),
             async {
                 let _ = shutdown.await;
             },
-            Some(Duration::from_millis(300)),
         ));
 
         let mut stalled = tokio::net::TcpStream::connect(addr).await.expect("connect");
