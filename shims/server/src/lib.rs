@@ -70,8 +70,9 @@ pub const DRAIN: Duration = Duration::from_secs(8);
 /// How long after the signal the server still accepts and reads requests, so none already sent is lost.
 pub const LINGER: Duration = Duration::from_millis(250);
 
-/// How long a request body may take to arrive (the routes take none; an Azure invocation envelope
-/// is a few KB): past it the request is answered 408 and the connection closed.
+/// How long a request body may take to arrive where no header read timeout is set (the routes take
+/// none; an Azure invocation envelope is a few KB): past it the request is answered 408 and the
+/// connection closed. Where one is set, a body gets as long as a head.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `handler` on `listener` until `shutdown` resolves, then stops accepting and drains.
@@ -87,6 +88,7 @@ pub async fn serve<H: Handler>(
     header_read_timeout: Option<Duration>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let body_read_timeout = header_read_timeout.unwrap_or(BODY_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
     let http = http1(header_read_timeout);
     // After the signal, each connection serves one request and closes.
@@ -128,7 +130,9 @@ pub async fn serve<H: Handler>(
         let handler = handler.clone();
         let service = service_fn(move |request| {
             let handler = handler.clone();
-            async move { Ok::<_, Infallible>(answer(handler.as_ref(), request).await) }
+            async move {
+                Ok::<_, Infallible>(answer(handler.as_ref(), request, body_read_timeout).await)
+            }
         });
         let builder = if linger_until.is_some() {
             &last_call
@@ -162,13 +166,17 @@ fn http1(header_read_timeout: Option<Duration>) -> hyper::server::conn::http1::B
     builder
 }
 
-async fn answer<H: Handler>(handler: &H, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer<H: Handler>(
+    handler: &H,
+    request: Request<Incoming>,
+    body_read_timeout: Duration,
+) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     // A GET carries no body: nothing to collect.
     let body = if hyper::body::Body::is_end_stream(&body) {
         Ok(Bytes::new())
     } else {
-        match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await
+        match tokio::time::timeout(body_read_timeout, Limited::new(body, MAX_BODY).collect()).await
         {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(_)) => Err((
@@ -331,11 +339,11 @@ mod tests {
         );
     }
 
-    /// A client that sends half a request head, and one that keeps a connection idle after its
-    /// request, are both disconnected once the header read timeout passes (here 300 ms instead of
-    /// 30 s); without it each would hold its connection for ever.
+    /// A client that sends half a request head, one that keeps a connection idle after its
+    /// request, and one that stops in the middle of a body are all disconnected once the header
+    /// read timeout passes (here 300 ms); without it each would hold its connection for ever.
     #[tokio::test]
-    async fn stalled_and_idle_connections_are_closed() {
+    async fn stalled_idle_and_slow_connections_are_closed() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (_stop, shutdown) = tokio::sync::oneshot::channel::<()>();
@@ -358,14 +366,26 @@ mod tests {
             .await
             .expect("request");
 
-        for (what, stream) in [("stalled", &mut stalled), ("idle", &mut idle)] {
+        let mut slow_body = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        slow_body
+            .write_all(b"POST /-/ping HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n{}")
+            .await
+            .expect("a head and part of its body");
+
+        for (what, stream) in [
+            ("stalled", &mut stalled),
+            ("idle", &mut idle),
+            ("slow body", &mut slow_body),
+        ] {
             let mut reply = Vec::new();
             let read =
                 tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply)).await;
             assert!(read.is_ok(), "{what}: the server kept the connection open");
             let reply = String::from_utf8_lossy(&reply);
-            if what == "idle" {
-                assert!(reply.starts_with("HTTP/1.1 200"), "{what}: {reply}");
+            match what {
+                "idle" => assert!(reply.starts_with("HTTP/1.1 200"), "{what}: {reply}"),
+                "slow body" => assert!(reply.starts_with("HTTP/1.1 408"), "{what}: {reply}"),
+                _ => {}
             }
         }
     }
