@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start-up and footprint (issue 6, item 6). For each shim binary (release profile: thin LTO,
+# Start-up and footprint (issue 6, item 6). For each shim binary (release profile: fat LTO,
 # stripped): time from process start to the first successful response (median of 20 fresh starts;
 # disttags-lambda through the Runtime API emulator in bench/startup.py), idle RSS, RSS after 100k
 # requests and the peak RSS, and the binary's size. Prints a markdown table; figures are never
@@ -55,7 +55,7 @@ command -v file >/dev/null 2>&1 && stripped=$(for s in "${shims[@]}"; do file -b
 
 echo
 echo "$machine"
-echo "release profile (thin LTO, codegen-units 4, strip); $starts starts per shim; load: $requests requests cycling is-odd, left-pad, react, typescript (HTTP shims: wrk -t1 -c10; Lambda: one invocation after another through the emulator)"
+echo "release profile (fat LTO, codegen-units 1, strip); $starts starts per shim; load: $requests requests cycling is-odd, left-pad, react, typescript (HTTP shims: wrk -t1 -c10; Lambda: one invocation after another through the emulator)"
 [ -n "$stripped" ] && echo "note: some binaries are not stripped"
 echo
 python3 - "$results" "$requests" <<'EOF'
