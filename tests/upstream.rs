@@ -128,6 +128,18 @@ async fn an_upstream_that_leads_back_here_is_not_followed() {
 
     let own = format!("127.0.0.1:{}", free_port());
     let itself = serve(&own, &format!("http://{own}/"));
+    // It says so at start, and goes on: the loop is answered, not followed.
+    let warned = || {
+        itself
+            .stderr
+            .lock()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .any(|l| l.contains("upstream is this server itself"))
+            })
+            .unwrap_or(false)
+    };
     let reply = raw_request(&own, Method::GET, path, &[]).await;
     assert_eq!(reply.status, 508, "{:?}", reply.body);
     // Once round: the request that came back, then the client's.
@@ -138,6 +150,7 @@ async fn an_upstream_that_leads_back_here_is_not_followed() {
         "{events:?}"
     );
     assert!(events[1].1.contains("answered 508"), "{events:?}");
+    assert!(warned(), "{:?}", itself.stderr);
 
     let (a, b) = (
         format!("127.0.0.1:{}", free_port()),

@@ -107,6 +107,18 @@ async fn serve(listen: Option<SocketAddr>, config: Config) -> Result<(), String>
         |u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or("")),
     );
     eprintln!("disttags: store {}, upstream {upstream}", config.store);
+    if config
+        .upstream
+        .as_ref()
+        .is_some_and(|u| is_this_server(u.host_str(), u.port_or_known_default(), listen))
+    {
+        // The usual way here: npm's registry set to this server, which takes it as its upstream.
+        eprintln!(
+            "disttags: warning: the upstream is this server itself (npm's configured registry, or \
+             DISTTAGS_UPSTREAM, points here): packages the store lacks will be answered 508; set \
+             --upstream to another registry, or off"
+        );
+    }
     // Nothing in front of this server authenticates callers: no identity header is trusted.
     let handler = Arc::new(disttags_server::AppHandler::new(
         app,
@@ -121,6 +133,22 @@ async fn serve(listen: Option<SocketAddr>, config: Config) -> Result<(), String>
         handler,
     )
     .await
+}
+
+/// Whether an upstream at `host`:`port` is the server listening on `listen`: the same port on a
+/// loopback name or address, or on the listening address itself.
+fn is_this_server(host: Option<&str>, port: Option<u16>, listen: SocketAddr) -> bool {
+    let Some(host) = host else { return false };
+    if port != Some(listen.port()) {
+        return false;
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified() || ip == listen.ip())
 }
 
 #[derive(serde::Deserialize)]
@@ -175,4 +203,25 @@ async fn import_one(
         "imported {name} -> {key} ({size} bytes, {} dist-tags)",
         tags.len()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_on_this_servers_port_and_a_local_address_is_this_server() {
+        let listen: SocketAddr = "127.0.0.1:4873".parse().expect("addr");
+        let this = |host, port| is_this_server(Some(host), Some(port), listen);
+        assert!(this("127.0.0.1", 4873));
+        assert!(this("localhost", 4873));
+        assert!(this("[::1]", 4873));
+        assert!(this("0.0.0.0", 4873));
+        assert!(!this("127.0.0.1", 4874));
+        assert!(!this("registry.internal.example", 4873));
+        assert!(!this("10.0.0.7", 4873));
+        let public: SocketAddr = "10.0.0.7:80".parse().expect("addr");
+        assert!(is_this_server(Some("10.0.0.7"), Some(80), public));
+        assert!(!is_this_server(None, Some(4873), listen));
+    }
 }
