@@ -167,7 +167,8 @@ impl fmt::Debug for Config {
     }
 }
 
-fn redacted_url(url: &Url) -> String {
+/// `url` without its credentials and query, as it may be printed or hashed.
+pub(crate) fn redacted_url(url: &Url) -> String {
     let mut url = url.clone();
     let _ = url.set_password(None);
     let _ = url.set_username("");

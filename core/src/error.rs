@@ -132,6 +132,22 @@ impl Error {
     }
 }
 
+/// An error's message followed by each of its causes not already in it: `a: b: c`. HTTP clients
+/// say only "error sending request" at the top; what went wrong is in the causes.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = inner.source();
+    }
+    message
+}
+
 /// npm's error shape, `ok` first as the registry writes it.
 #[derive(serde::Serialize)]
 struct ErrorBody<'a> {

@@ -156,7 +156,7 @@ impl HttpSink {
                     Ok(response) => {
                         (!response.status().is_success()).then(|| response.status().to_string())
                     }
-                    Err(e) => Some(e.without_url().to_string()),
+                    Err(e) => Some(crate::error::with_causes(&e.without_url())),
                 };
                 if let Some(why) = failed {
                     // The endpoint lost it; standard error keeps it.

@@ -243,17 +243,7 @@ fn status_error(status: StatusCode) -> Error {
 /// "error sending request".
 fn transport_error(e: reqwest::Error) -> Error {
     let (timed_out, decode) = (e.is_timeout(), e.is_decode());
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(inner) = cause {
-        let text = inner.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = inner.source();
-    }
+    let message = crate::error::with_causes(&e.without_url());
     if timed_out {
         Error::UpstreamTimeout(message)
     } else if decode {

@@ -5,6 +5,7 @@
 //! the upstream again would go round until the deadline.
 
 use crate::auth::sha256;
+use crate::config::redacted_url;
 
 /// The most hops before this server that are passed on; the oldest go first.
 const MAX_HOPS: usize = 8;
@@ -23,13 +24,7 @@ pub struct Looped;
 /// another Cloud Run instance) is told as surely as one that comes back to this process.
 /// Credentials and the query are left out of the upstream URL before hashing.
 pub fn deployment_name(store: &str, upstream: Option<&url::Url>, base_path: &str) -> String {
-    let upstream = upstream.map_or_else(String::new, |url| {
-        let mut url = url.clone();
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-        url.set_query(None);
-        url.to_string()
-    });
+    let upstream = upstream.map_or_else(String::new, redacted_url);
     let digest = sha256(format!("{store}\n{upstream}\n{base_path}").as_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("disttags-{hex}")

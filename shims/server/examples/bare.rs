@@ -1,6 +1,7 @@
 //! A bare hyper server answering every request with one fixed 40-byte JSON body: the ceiling
 //! `bench/server.sh` measures `disttags serve` against. Same runtime (tokio multi-thread, one worker
-//! per core), same HTTP/1.1 builder settings (`disttags serve`'s default 75 s header read timeout) and `TCP_NODELAY` as the shims' server, and nothing else.
+//! per core), same HTTP/1.1 builder settings (`disttags serve`'s default header read timeout) and
+//! `TCP_NODELAY` as the shims' server, and nothing else.
 //!
 //! `cargo run --release -p disttags-server --example bare -- 127.0.0.1:8999`
 
@@ -50,7 +51,7 @@ fn main() {
         println!("bare: listening on {addr}");
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(std::time::Duration::from_secs(75));
+            .header_read_timeout(disttags_core::config::Timeouts::default().header_read);
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
