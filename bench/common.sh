@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Shared by bench/server.sh and bench/startup.sh (sourced, not run): paths, tool checks, process
-# bookkeeping. Every pid added to `bench_pids` is stopped, and `bench_work` removed, by `bench_cleanup`
-# (the scripts set it as their EXIT trap).
+# Shared by bench/server.sh, bench/startup.sh and scripts/load (sourced, not run): paths, tool checks,
+# ports, process bookkeeping. Every pid added to `bench_pids` is stopped, and `bench_work` removed, by
+# `bench_cleanup` (the scripts set it as their EXIT trap). Tools come from scripts/install-tools.
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck disable=SC2034 # used by server.sh
@@ -16,22 +16,8 @@ need() {
   command -v "$1" >/dev/null 2>&1 || die "$1 is required and not installed${2:+ ($2)}"
 }
 
-# wrk from Debian's package; installed once when missing.
-ensure_wrk() {
-  command -v wrk >/dev/null 2>&1 && return 0
-  command -v apt-get >/dev/null 2>&1 ||
-    die "wrk is not installed and apt-get is not available: install wrk (Debian package 'wrk') and rerun"
-  local sudo=""
-  if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "wrk is not installed and installing it needs root: run 'apt-get install -y wrk' as root"
-    sudo="sudo -n"
-  fi
-  say "installing wrk (apt-get)"
-  $sudo apt-get update >/dev/null 2>&1 || die "apt-get update failed: install wrk (Debian package 'wrk') by hand"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y wrk >/dev/null 2>&1 ||
-    die "apt-get install wrk failed: install wrk (Debian package 'wrk') by hand"
-  command -v wrk >/dev/null 2>&1 || die "wrk still not on PATH after installing it"
-}
+# install_tools GROUP|TOOL...: scripts/install-tools (the one installer, every version pinned there).
+install_tools() { "$repo/scripts/install-tools" "$@" || die "scripts/install-tools $* failed"; }
 
 check_packuments() {
   local f
@@ -41,8 +27,9 @@ check_packuments() {
   done
 }
 
+# free_port: a free port of 127.0.0.1, from the one Python helper (tests/emulators/ports.py).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 "$repo/tests/emulators/ports.py"
 }
 
 # wait_ok URL [SECONDS]: until URL answers 200.

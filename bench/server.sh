@@ -2,11 +2,11 @@
 # Server throughput (issue 6, item 5). In one run, on 127.0.0.1 only:
 #   - `disttags serve` (release build) on a file store holding is-odd, left-pad, react and typescript
 #     (the `.front` packuments, dist-tags near the start as codebox stores them);
-#   - Verdaccio 6 from npm (pinned, installed into $DISTTAGS_TOOLS/verdaccio, default .tools/), no
+#   - Verdaccio 6 from npm (pinned, installed by scripts/install-tools into .tools/verdaccio), no
 #     uplinks, the same packages in its own storage layout (`storage/{name}/package.json`; the `.tail`
 #     documents where there is one, dist-tags last as Verdaccio writes them), log level `warn`;
-#   - a bare hyper server answering a fixed 40-byte JSON body (shims/server/examples/bare.rs), the
-#     ceiling of a hyper server on this machine;
+#   - a bare hyper server answering a fixed 40-byte JSON body (bench/src/bin/bare.rs), the ceiling
+#     of a hyper server on this machine;
 # then drives each with wrk (Debian's package, installed when missing): one thread, c=1, 10, 100,
 # DURATION per cell (10 s; `--quick`: 1 s, no warm-up, for CI), small (left-pad), react and typescript
 # (bare: its one path). Prints markdown tables: req/s, p50, p99, the server's CPU time per request
@@ -35,17 +35,15 @@ for arg in "$@"; do
   esac
 done
 packages=(left-pad react typescript)
-verdaccio_version=6.8.0 # the newest 6.x that runs on Node.js 20 (6.9 and later need Node.js 22)
 
 need cargo "Rust toolchain"
 need curl
 need python3
 need gzip
 need node "Node.js 20 or later, for Verdaccio"
-need npm "for installing Verdaccio"
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 20 ] || die "Verdaccio $verdaccio_version needs Node.js 20 or later; found $(node --version)"
-ensure_wrk
+# wrk and Verdaccio (pinned there).
+install_tools bench
+verdaccio_version=$(node -p "require('$tools/verdaccio/node_modules/verdaccio/package.json').version")
 check_packuments is-odd.front left-pad.front react.front react.tail typescript.front typescript.tail
 if $pin; then
   need taskset "util-linux, for --pin"
@@ -59,29 +57,8 @@ fi
 
 cd "$repo"
 say "building disttags and the bare server (release)"
-cargo build --release --locked -q -p disttags
-cargo build --release --locked -q -p disttags-server --example bare
+cargo build --release --locked -q -p disttags -p disttags-bench --bin disttags --bin bare
 bin="${CARGO_TARGET_DIR:-$repo/target}/release"
-
-# Verdaccio, pinned, with the node-fetch override a dependency needs here.
-vdir=$tools/verdaccio
-installed=$(node -p "try { require('$vdir/node_modules/verdaccio/package.json').version } catch { '' }" 2>/dev/null || true)
-if [ "$installed" != "$verdaccio_version" ]; then
-  say "installing verdaccio@$verdaccio_version into $vdir"
-  mkdir -p "$vdir"
-  cat >"$vdir/package.json" <<EOF
-{
-  "name": "disttags-bench-verdaccio",
-  "private": true,
-  "description": "Verdaccio for bench/server.sh",
-  "dependencies": { "verdaccio": "$verdaccio_version" },
-  "overrides": { "node-fetch": "2.7.0" }
-}
-EOF
-  (cd "$vdir" && npm install --no-audit --no-fund --loglevel=error >"$vdir/install.log" 2>&1) ||
-    die "npm install of verdaccio@$verdaccio_version failed; see $vdir/install.log"
-fi
-[ -x "$vdir/node_modules/.bin/verdaccio" ] || die "verdaccio is not in $vdir/node_modules/.bin after installing"
 
 bench_work=$(mktemp -d)
 trap bench_cleanup EXIT
@@ -117,10 +94,10 @@ b_addr=127.0.0.1:$(free_port)
 DISTTAGS_LOG=stdout "${server_on[@]}" "$bin/disttags" serve --listen "$d_addr" --store "file://$store" --upstream off \
   >"$work/disttags.log" 2>&1 &
 bench_pids+=($!)
-(cd "$work/verdaccio" && exec "${server_on[@]}" "$vdir/node_modules/.bin/verdaccio" --config ./config.yaml --listen "$v_addr") \
+(cd "$work/verdaccio" && exec "${server_on[@]}" "$tools/bin/verdaccio" --config ./config.yaml --listen "$v_addr") \
   >"$work/verdaccio.log" 2>&1 &
 bench_pids+=($!)
-"${server_on[@]}" "$bin/examples/bare" "$b_addr" >"$work/bare.log" 2>&1 &
+"${server_on[@]}" "$bin/bare" "$b_addr" >"$work/bare.log" 2>&1 &
 bench_pids+=($!)
 d_pid=${bench_pids[0]} v_pid=${bench_pids[1]} b_pid=${bench_pids[2]}
 wait_ok "http://$d_addr/-/ping" 10 || die "disttags serve did not start: $(tail -3 "$work/disttags.log")"

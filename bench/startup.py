@@ -2,7 +2,7 @@
 """Start-up and footprint of one shim binary, for bench/startup.sh (issue 6, item 6).
 
     startup.py --shim NAME --bin PATH --store DIR --work DIR [--starts N] [--requests N]
-               [--lambda-event FILE]
+               [--runtime-api PATH]
 
 Prints one JSON object: start-to-first-200 times (ms) of N fresh starts, idle RSS, RSS and peak RSS
 after REQUESTS requests, or `error`. Each shim is fed as its platform feeds it:
@@ -11,8 +11,10 @@ after REQUESTS requests, or `error`. Each shim is fed as its platform feeds it:
 - `disttags-cloudrun`: `PORT=P` (it binds 0.0.0.0:P, as on Cloud Run);
 - `disttags-azure`: `FUNCTIONS_CUSTOMHANDLER_PORT=P`, `AzureWebJobsScriptRoot` holding a host.json
   with the default route prefix, requests under `/api` as the Functions host forwards them;
-- `disttags-lambda`: `AWS_LAMBDA_RUNTIME_API` pointing at the Runtime API emulator below, which hands
-  out API Gateway HTTP API (payload 2.0) events and takes the function's responses.
+- `disttags-lambda`: `AWS_LAMBDA_RUNTIME_API` pointing at the test suite's Runtime API emulator
+  (tests/src/lambda.rs), run for each start as the `runtime_api` program (tests/src/bin/runtime_api.rs,
+  `--runtime-api PATH`): it hands out API Gateway HTTP API (payload 2.0) events built as the tests
+  build them and takes the function's responses.
 
 "First successful response" is the first `200` for `GET /-/package/left-pad/dist-tags` (Lambda: the
 first invocation response whose `statusCode` is 200), timed from just before the process is spawned.
@@ -24,35 +26,21 @@ invocations one after another (as one Lambda instance receives them) for Lambda.
 import argparse
 import json
 import os
-import queue
+import select
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# The one free-port helper of the Python tools.
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "emulators"))
+from ports import free_port  # noqa: E402
 
 PACKAGES = ["is-odd", "left-pad", "react", "typescript"]
 FIRST = "/-/package/left-pad/dist-tags"
 START_TIMEOUT = 10.0
-
-# The environment Lambda gives every function, besides AWS_LAMBDA_RUNTIME_API.
-LAMBDA_ENV = {
-    "AWS_LAMBDA_FUNCTION_NAME": "disttags",
-    "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-    "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/disttags",
-    "AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/25/[$LATEST]0123456789abcdef",
-    "AWS_REGION": "us-east-1",
-    "LAMBDA_TASK_ROOT": "/var/task",
-}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kib(pid):
@@ -200,140 +188,87 @@ class HttpShim:
         return done, errors
 
 
-# --- the Lambda shim, through a Runtime API emulator ---------------------------------------------
+# --- the Lambda shim, through the test suite's Runtime API emulator ---------------------------------
 
 
 class RuntimeApi:
-    """The AWS Lambda Runtime API (2018-06-01) as the function sees it: `GET …/invocation/next` long-polls
-    for an event, `POST …/invocation/{id}/response` or `…/{id}/error` answers it, `POST …/init/error`
-    reports a failed start. Written from AWS's published interface, like tests/src/lambda.rs."""
+    """One `runtime_api` process (tests/src/bin/runtime_api.rs): the suite's Runtime API emulator.
+    It prints `READY {env}` (AWS_LAMBDA_RUNTIME_API and the rest of the environment Lambda gives a
+    function), then answers each request path written to it, one per line, with one JSON line,
+    `{"status": 200}` or `{"status": N, "error": "..."}`, once the function has answered the
+    invocation it made of it. Closing its standard input stops it."""
 
-    def __init__(self):
-        self.events = queue.Queue()
-        self.results = queue.Queue()
-        api = self
+    def __init__(self, program, log):
+        self.process = subprocess.Popen([program], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=log, text=True, bufsize=1)
+        line = self.read(START_TIMEOUT)
+        if not line.startswith("READY "):
+            self.close()
+            raise RuntimeError(f"runtime_api printed {line.strip()!r} instead of READY")
+        self.env = json.loads(line[len("READY "):])
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def read(self, timeout, function=None):
+        """The next line it prints; fails after `timeout` s, or once `function` has exited."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            # One line is printed per line written, so nothing is ever left in the read buffer.
+            if select.select([self.process.stdout], [], [], 0.05)[0]:
+                line = self.process.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"runtime_api exited with {self.process.wait()}")
+                return line
+            if function is not None and function.poll() is not None:
+                raise RuntimeError(f"exited with {function.returncode} before answering")
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"no response within {timeout:.0f} s")
 
-            def setup(self):
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def log_message(self, *args):
-                pass
-
-            def reply(self, status, body, headers=()):
-                head = [f"HTTP/1.1 {status} {'OK' if status < 300 else 'Not Found'}",
-                        "Content-Type: application/json", f"Content-Length: {len(body)}", *headers]
-                self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-
-            def do_GET(self):
-                if self.path != "/2018-06-01/runtime/invocation/next":
-                    return self.reply(404, b'{"errorMessage":"not found"}')
-                item = api.events.get()
-                if item is None:
-                    self.close_connection = True
-                    return self.reply(500, b'{"errorMessage":"emulator stopping"}')
-                request_id, event = item
-                deadline = int(time.time() * 1000) + 30_000
-                self.reply(200, event, [
-                    f"Lambda-Runtime-Aws-Request-Id: {request_id}",
-                    f"Lambda-Runtime-Deadline-Ms: {deadline}",
-                    "Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:disttags",
-                    "Lambda-Runtime-Trace-Id: Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1",
-                ])
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                path = self.path
-                if path == "/2018-06-01/runtime/init/error":
-                    api.results.put(("init", "error", body))
-                elif path.startswith("/2018-06-01/runtime/invocation/"):
-                    request_id, _, outcome = path[len("/2018-06-01/runtime/invocation/"):].partition("/")
-                    api.results.put((request_id, outcome, body))
-                else:
-                    return self.reply(404, b'{"errorMessage":"not found"}')
-                self.reply(202, b'{"status":"OK"}')
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request, client_address):
-                # A function process stopped between starts drops its long poll: not an error.
-                if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-                    super().handle_error(request, client_address)
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def invoke(self, request_id, event, timeout):
-        self.events.put((request_id, event))
-        try:
-            got_id, outcome, body = self.results.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError(f"no response within {timeout:.0f} s") from None
-        if got_id == "init":
-            raise RuntimeError(f"init error: {body[:200]!r}")
-        if got_id != request_id or outcome != "response":
-            raise RuntimeError(f"invocation {request_id}: {outcome} {body[:200]!r}")
-        status = json.loads(body).get("statusCode")
-        if status != 200:
-            raise RuntimeError(f"invocation {request_id}: statusCode {status}: {body[:200]!r}")
+    def invoke(self, path, timeout, function=None):
+        self.process.stdin.write(path + "\n")
+        self.process.stdin.flush()
+        answer = json.loads(self.read(timeout, function))
+        if answer.get("status") != 200:
+            raise RuntimeError(f"GET {path}: status {answer.get('status')}: {str(answer.get('error'))[:200]}")
 
     def close(self):
-        for _ in range(8):
-            self.events.put(None)
-        self.server.shutdown()
-        self.server.server_close()
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 class LambdaShim:
     def __init__(self, args):
+        if not args.runtime_api:
+            raise SystemExit("startup.py: disttags-lambda needs --runtime-api PATH (the runtime_api binary)")
         self.args = args
-        with open(args.lambda_event) as f:
-            self.template = json.load(f)
-        self.events = [self.event(f"/-/package/{p}/dist-tags") for p in PACKAGES]
-        self.first = self.event(FIRST)
+        self.paths = [f"/-/package/{p}/dist-tags" for p in PACKAGES]
         self.api = None
-        self.count = 0
-
-    def event(self, path):
-        # An API Gateway HTTP API (payload 2.0) event, as tests/src/lambda.rs builds it.
-        event = json.loads(json.dumps(self.template))
-        event["rawPath"] = path
-        event["rawQueryString"] = ""
-        event["requestContext"]["http"]["method"] = "GET"
-        event["requestContext"]["http"]["path"] = path
-        event.pop("queryStringParameters", None)
-        event.pop("body", None)
-        return json.dumps(event).encode()
-
-    def next_id(self):
-        self.count += 1
-        return f"8476a536-e9f4-11e8-9739-{self.count:012x}"
 
     def start_once(self, log_path):
-        self.api = RuntimeApi()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DISTTAGS_UPSTREAM": "off",
-               "DISTTAGS_STORE": f"file://{self.args.store}", "AWS_LAMBDA_RUNTIME_API": self.api.addr,
-               **LAMBDA_ENV}
+        # A fresh emulator for each start, as a new Lambda environment gets.
         with open(log_path, "ab") as log:
+            self.api = RuntimeApi(self.args.runtime_api, log)
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DISTTAGS_UPSTREAM": "off",
+                   "DISTTAGS_STORE": f"file://{self.args.store}", **self.api.env}
             start = time.perf_counter()
             process = subprocess.Popen([self.args.bin], env=env, stdout=log, stderr=subprocess.STDOUT,
                                        cwd=self.args.work)
         try:
-            self.api.invoke(self.next_id(), self.first, START_TIMEOUT)
+            self.api.invoke(FIRST, START_TIMEOUT, process)
         except RuntimeError as e:
             stop(process)
-            self.api.close()
+            self.stopped()
             raise RuntimeError(f"{e}: {tail(log_path)}") from None
         return process, None, (time.perf_counter() - start) * 1000
 
     def load(self, process, port, requests):
         for k in range(requests):
-            self.api.invoke(self.next_id(), self.events[k % len(self.events)], 15)
+            self.api.invoke(self.paths[k % len(self.paths)], 15, process)
         return requests, 0
 
     def stopped(self):
@@ -350,7 +285,7 @@ def main():
     p.add_argument("--work", required=True)
     p.add_argument("--starts", type=int, default=20)
     p.add_argument("--requests", type=int, default=100_000)
-    p.add_argument("--lambda-event")
+    p.add_argument("--runtime-api", help="the runtime_api binary (tests/src/bin/runtime_api.rs), for disttags-lambda")
     args = p.parse_args()
     shim = LambdaShim(args) if args.shim == "disttags-lambda" else HttpShim(args)
     log_path = os.path.join(args.work, f"{args.shim}.log")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start-up and footprint (issue 6, item 6). For each shim binary (release profile: fat LTO,
 # stripped): time from process start to the first successful response (median of 20 fresh starts;
-# disttags-lambda through the Runtime API emulator in bench/startup.py), idle RSS, RSS after 100k
+# disttags-lambda through the test suite's Runtime API emulator, tests/src/lambda.rs, which
+# bench/startup.py drives through the `runtime_api` binary), idle RSS, RSS after 100k
 # requests and the peak RSS, and the binary's size. Prints a markdown table; figures are never
 # asserted. The store is a file store holding is-odd, left-pad, react and typescript (`.front`).
 #
@@ -22,19 +23,21 @@ for arg in "$@"; do
   esac
 done
 shims=(disttags disttags-cloudrun disttags-azure disttags-lambda)
-event=$repo/tests/data/lambda/apigw-http.json
 
 need cargo "Rust toolchain"
 need python3
 need curl
-ensure_wrk
+install_tools wrk
 check_packuments is-odd.front left-pad.front react.front typescript.front
-[ -f "$event" ] || die "$event (the API Gateway HTTP API sample event) is missing"
 
 cd "$repo"
 say "building ${shims[*]} (release)"
 cargo build --release --locked -q -p disttags -p disttags-cloudrun -p disttags-azure -p disttags-lambda
+# The Runtime API emulator the Lambda shim polls: a test-suite tool, so a debug build (its speed is not
+# what is measured, and the tests have usually built it already).
+cargo build --locked -q -p disttags-tests --bin runtime_api
 bin="${CARGO_TARGET_DIR:-$repo/target}/release"
+runtime_api="${CARGO_TARGET_DIR:-$repo/target}/debug/runtime_api"
 
 bench_work=$(mktemp -d)
 trap bench_cleanup EXIT
@@ -48,7 +51,7 @@ results=$bench_work/results.jsonl
 for shim in "${shims[@]}"; do
   say "$shim: $starts starts, then $requests requests"
   python3 "$repo/bench/startup.py" --shim "$shim" --bin "$bin/$shim" --store "$store" --work "$bench_work" \
-    --starts "$starts" --requests "$requests" --lambda-event "$event" >>"$results"
+    --starts "$starts" --requests "$requests" --runtime-api "$runtime_api" >>"$results"
 done
 stripped=""
 command -v file >/dev/null 2>&1 && stripped=$(for s in "${shims[@]}"; do file -b "$bin/$s" | grep -o 'not stripped' || true; done)

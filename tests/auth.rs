@@ -1,9 +1,10 @@
 //! Bearer-token access on the servers that may face the internet without a gateway (`disttags serve`,
 //! `disttags-cloudrun`), proven with the real npm CLI and an `_authToken` in its `.npmrc`.
 
+use disttags_tests::matrix::Shim;
 use std::process::{Command, Output};
 
-use disttags_core::auth::sha256;
+use disttags_core::sha256;
 use http::Method;
 
 use crate::fixture;
@@ -29,7 +30,7 @@ fn npm_dist_tag_ls(registry: &str, npmrc: &str, package: &str) -> Output {
         .expect("npm")
 }
 
-async fn token_required(kind: &str) {
+async fn token_required(kind: Shim) {
     let hashes = format!("{} ci-robot", hex(&sha256(TOKEN.as_bytes())));
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("tokens");
@@ -42,7 +43,7 @@ async fn token_required(kind: &str) {
 
     // Without a token: 401 with a Bearer challenge, and nothing is read or asked.
     let reply = t.get("/-/package/left-pad/dist-tags").await;
-    assert_eq!(reply.status, 401, "{kind}");
+    assert_eq!(reply.status, 401, "{kind:?}");
     assert_eq!(
         reply.header("www-authenticate"),
         Some("Bearer realm=\"disttags\"")
@@ -55,22 +56,22 @@ async fn token_required(kind: &str) {
             &[("authorization", "Bearer wrong")],
         )
         .await;
-    assert_eq!(wrong.status, 401, "{kind}");
+    assert_eq!(wrong.status, 401, "{kind:?}");
     assert!(
         upstream.seen().is_empty(),
-        "{kind}: an unauthenticated request reaches nothing"
+        "{kind:?}: an unauthenticated request reaches nothing"
     );
     // The health check stays open.
-    assert_eq!(t.get("/-/ping").await.status, 200, "{kind}");
+    assert_eq!(t.get("/-/ping").await.status, 200, "{kind:?}");
 
     let out = npm_dist_tag_ls(&registry, "", "left-pad");
     assert!(
         !out.status.success(),
-        "{kind}: npm without a token must fail: {out:?}"
+        "{kind:?}: npm without a token must fail: {out:?}"
     );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("401"),
-        "{kind}: {out:?}"
+        "{kind:?}: {out:?}"
     );
 
     let out = npm_dist_tag_ls(
@@ -78,10 +79,13 @@ async fn token_required(kind: &str) {
         &format!("{nerf}:_authToken={TOKEN}\n"),
         "left-pad",
     );
-    assert!(out.status.success(), "{kind}: npm with its token: {out:?}");
+    assert!(
+        out.status.success(),
+        "{kind:?}: npm with its token: {out:?}"
+    );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("latest: "),
-        "{kind}: {out:?}"
+        "{kind:?}: {out:?}"
     );
 
     // A named token identifies the caller in log events.
@@ -95,21 +99,24 @@ async fn token_required(kind: &str) {
         .await;
     assert_eq!(reply.status, 500);
     let events = t.events(1).await;
-    assert_eq!(events[0]["user"]["name"], "ci-robot", "{kind}: {events:?}");
+    assert_eq!(
+        events[0]["user"]["name"], "ci-robot",
+        "{kind:?}: {events:?}"
+    );
     assert!(
         !events[0].to_string().contains(TOKEN),
-        "{kind}: the token never reaches a log"
+        "{kind:?}: the token never reaches a log"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disttags_serve_requires_a_token_when_configured() {
-    token_required("local").await;
+    token_required(Shim::Local).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloudrun_requires_a_token_when_configured() {
-    token_required("cloudrun").await;
+    token_required(Shim::CloudRun).await;
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Each SPEC row as one case, written once; `tests.rs` runs every case through every target kind.
+//! Each SPEC row as one case, written once; `tests.rs` runs every case through every shim and store.
 
 use disttags_tests::shared_packument;
 use disttags_tests::target::Reply;
@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use disttags_core::Identity;
 
-use crate::{fixture, fixture_with};
+use disttags_tests::matrix::Fixture;
 
 const DIST_TAGS_NAMESPACE: &str = "error:dist-tags:get";
 
@@ -64,8 +64,8 @@ fn assert_one_error_event(events: &[Value], status: u16) {
     );
 }
 
-pub async fn stored(kind: &str) {
-    let (t, upstream) = fixture(kind, &[]).await;
+pub async fn stored(f: Fixture) {
+    let (t, upstream) = f.start(&[]).await;
     let reply = t.get(&path("left-pad")).await;
     assert_json_ok(&reply, &reference_tags("left-pad.front.json.gz"));
     assert!(
@@ -74,8 +74,8 @@ pub async fn stored(kind: &str) {
     );
 }
 
-pub async fn scoped_encoded(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn scoped_encoded(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     for name in ["@scope%2fpkg", "@scope%2Fpkg", "%40scope%2fpkg"] {
         let reply = t.get(&path(name)).await;
         assert_json_ok(&reply, &json!({"latest": "1.0.0", "next": "2.0.0-rc.1"}));
@@ -87,29 +87,29 @@ pub async fn scoped_encoded(kind: &str) {
     }
 }
 
-pub async fn scoped_decoded(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn scoped_decoded(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     let reply = t.get(&path("@scope/pkg")).await;
     assert_json_ok(&reply, &json!({"latest": "1.0.0", "next": "2.0.0-rc.1"}));
 }
 
-pub async fn legacy_name(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn legacy_name(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     assert_json_ok(
         &t.get(&path("JSONStream")).await,
         &json!({"latest": "1.3.5"}),
     );
 }
 
-pub async fn no_dist_tags(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn no_dist_tags(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     let reply = t.get(&path("no-tags")).await;
     assert_json_ok(&reply, &json!({}));
     assert_eq!(&reply.body[..], b"{}", "never an empty body");
 }
 
-pub async fn corrupt_packument(kind: &str) {
-    let (t, upstream) = fixture(kind, &[]).await;
+pub async fn corrupt_packument(f: Fixture) {
+    let (t, upstream) = f.start(&[]).await;
     let reply = t.get(&path("corrupt")).await;
     assert_error(&reply, 500);
     assert_one_error_event(&t.events(1).await, 500);
@@ -119,8 +119,8 @@ pub async fn corrupt_packument(kind: &str) {
     );
 }
 
-pub async fn upstream_only(kind: &str) {
-    let (t, upstream) = fixture(kind, &[]).await;
+pub async fn upstream_only(f: Fixture) {
+    let (t, upstream) = f.start(&[]).await;
     let reply = t.get(&path("upstream-only")).await;
     assert_json_ok(&reply, &json!({"latest": "2.0.0", "beta": "3.0.0-beta.1"}));
     let seen = upstream.seen();
@@ -128,8 +128,8 @@ pub async fn upstream_only(kind: &str) {
     assert_eq!(seen[0].path, "/-/package/upstream-only/dist-tags");
 }
 
-pub async fn upstream_scoped(kind: &str) {
-    let (t, upstream) = fixture(kind, &[]).await;
+pub async fn upstream_scoped(f: Fixture) {
+    let (t, upstream) = f.start(&[]).await;
     for name in ["@up%2fscoped", "@up/scoped"] {
         assert_json_ok(&t.get(&path(name)).await, &json!({"latest": "0.1.0"}));
     }
@@ -141,8 +141,8 @@ pub async fn upstream_scoped(kind: &str) {
     }
 }
 
-pub async fn missing_everywhere(kind: &str) {
-    let (t, upstream) = fixture(kind, &[]).await;
+pub async fn missing_everywhere(f: Fixture) {
+    let (t, upstream) = f.start(&[]).await;
     let reply = t.get(&path("nowhere")).await;
     assert_error(&reply, 404);
     assert!(
@@ -155,23 +155,23 @@ pub async fn missing_everywhere(kind: &str) {
     assert!(t.events(0).await.is_empty(), "a 404 is not an error event");
 }
 
-pub async fn upstream_server_error(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn upstream_server_error(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     assert_error(&t.get(&path("upstream-500")).await, 502);
     assert_error(&t.get(&path("upstream-503")).await, 502);
     let events = t.events(2).await;
     assert_eq!(events.len(), 2, "one event per failed request: {events:?}");
 }
 
-pub async fn upstream_timeout(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn upstream_timeout(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     let reply = t.get(&path("upstream-hang")).await;
     assert_error(&reply, 504);
     assert_one_error_event(&t.events(1).await, 504);
 }
 
-pub async fn upstream_garbage(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn upstream_garbage(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     assert_error(&t.get(&path("upstream-garbage")).await, 502);
     assert_one_error_event(&t.events(1).await, 502);
 }
@@ -202,8 +202,8 @@ pub const INVALID_NAMES: &[&str] = &[
     "%ff",
 ];
 
-pub async fn invalid_names(kind: &str) {
-    let (t, upstream) = fixture(kind, &[]).await;
+pub async fn invalid_names(f: Fixture) {
+    let (t, upstream) = f.start(&[]).await;
     let too_long = "a".repeat(215);
     let longest = "a".repeat(214);
     for name in INVALID_NAMES.iter().copied().chain([too_long.as_str()]) {
@@ -218,16 +218,16 @@ pub async fn invalid_names(kind: &str) {
     assert_error(&t.get(&path(&longest)).await, 404);
 }
 
-pub async fn ping(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn ping(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     let reply = t.get("/-/ping").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(&reply.body[..], b"{}");
 }
 
-pub async fn unknown_path(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn unknown_path(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     for p in [
         "/",
         "/left-pad",
@@ -239,8 +239,8 @@ pub async fn unknown_path(kind: &str) {
     }
 }
 
-pub async fn wrong_method(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn wrong_method(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     for (method, p) in [
         (Method::POST, path("left-pad")),
         (Method::DELETE, path("left-pad")),
@@ -252,8 +252,8 @@ pub async fn wrong_method(kind: &str) {
     }
 }
 
-pub async fn etag_and_304(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn etag_and_304(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     let first = t.get(&path("left-pad")).await;
     let etag = first.header("etag").expect("etag").to_owned();
     let again = t
@@ -288,8 +288,8 @@ pub async fn etag_and_304(kind: &str) {
     assert_ne!(scoped.header("etag"), Some(etag.as_str()));
 }
 
-pub async fn no_upstream_configured(kind: &str) {
-    let (t, upstream) = fixture(kind, &[("DISTTAGS_UPSTREAM", "off")]).await;
+pub async fn no_upstream_configured(f: Fixture) {
+    let (t, upstream) = f.start(&[("DISTTAGS_UPSTREAM", "off")]).await;
     assert_error(&t.get(&path("upstream-only")).await, 404);
     assert!(upstream.seen().is_empty());
     assert_json_ok(
@@ -298,8 +298,8 @@ pub async fn no_upstream_configured(kind: &str) {
     );
 }
 
-pub async fn base_path(kind: &str) {
-    let (t, _) = fixture(kind, &[("DISTTAGS_BASE_PATH", "/registry")]).await;
+pub async fn base_path(f: Fixture) {
+    let (t, _) = f.start(&[("DISTTAGS_BASE_PATH", "/registry")]).await;
     assert_json_ok(
         &t.get(&format!("/registry{}", path("left-pad"))).await,
         &reference_tags("left-pad.front.json.gz"),
@@ -316,8 +316,8 @@ pub async fn base_path(kind: &str) {
     );
 }
 
-pub async fn identity_in_log_event(kind: &str) {
-    let (t, _) = fixture(kind, &[]).await;
+pub async fn identity_in_log_event(f: Fixture) {
+    let (t, _) = f.start(&[]).await;
     let alice = Identity {
         name: "alice@example.com".into(),
         avatar: None,
@@ -336,20 +336,8 @@ pub async fn identity_in_log_event(kind: &str) {
     }
 }
 
-/// A store whose every request fails (an S3 endpoint nothing listens on), with credentials set
-/// so the client never looks for instance metadata.
-const BROKEN_STORE: &[(&str, &str)] = &[
-    ("DISTTAGS_STORE", "s3://bucket"),
-    ("AWS_ENDPOINT", "http://127.0.0.1:9"),
-    ("AWS_ALLOW_HTTP", "true"),
-    ("AWS_REGION", "us-east-1"),
-    ("AWS_ACCESS_KEY_ID", "AKIDBROKENSTORE"),
-    ("AWS_SECRET_ACCESS_KEY", "broken-store-secret-value"),
-    ("DISTTAGS_STORE_RETRY_MS", "300"),
-];
-
-pub async fn store_failure(kind: &str) {
-    let (t, upstream) = fixture_with(kind, &[], BROKEN_STORE).await;
+pub async fn store_failure(f: Fixture) {
+    let (t, upstream) = f.start_with(&[], &[]).await;
     let reply = t.get(&path("left-pad")).await;
     assert_error(&reply, 500);
     let body = String::from_utf8_lossy(&reply.body).into_owned();

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use disttags_core::auth::sha256;
-use disttags_core::config::VARIABLES;
+use disttags_core::sha256;
+use disttags_core::vars;
 use disttags_core::{Config, Defaults};
 use disttags_tests::{packument, repo_root};
 use http::{Request, StatusCode};
@@ -317,7 +317,7 @@ fn every_variable_the_templates_name_is_one_the_code_reads() {
         let text = read(&file);
         for name in names_with_prefix(&text, "DISTTAGS_") {
             assert!(
-                VARIABLES.contains(&name.as_str()),
+                vars::ALL.iter().any(|v| v.name == name),
                 "{file} names {name}, which the code does not read"
             );
             seen += 1;
@@ -528,15 +528,14 @@ fn cloud_run_routes_and_tokens_work_as_the_service_configures_them() {
 
 #[test]
 fn ports_match_the_shims() {
-    let shim = read("shims/cloudrun/src/main.rs");
-    let port = shim
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("const DEFAULT_PORT: u16 = "))
-        .map(|p| p.trim_end_matches(';').to_owned())
-        .expect("DEFAULT_PORT in the Cloud Run shim");
-    assert!(
-        shim.contains("std::env::var(\"PORT\")"),
-        "the shim listens on $PORT"
+    let port = match vars::PORT.fallback {
+        vars::Fallback::Value(port) => port,
+        vars::Fallback::Described(_) => panic!("PORT has a default value"),
+    };
+    assert_eq!(
+        vars::PORT.read_by,
+        [vars::Program::CloudRun],
+        "the Cloud Run shim listens on $PORT"
     );
     let docker = read("infra/gcp/Dockerfile");
     assert!(
@@ -555,9 +554,11 @@ fn ports_match_the_shims() {
         "both probes use {port}"
     );
     // Azure's port is chosen by the host and handed over in this variable.
-    assert!(
-        read("shims/azure/src/main.rs").contains("std::env::var(\"FUNCTIONS_CUSTOMHANDLER_PORT\")")
+    assert_eq!(
+        vars::FUNCTIONS_CUSTOMHANDLER_PORT.read_by,
+        [vars::Program::Azure]
     );
+    assert!(read("shims/azure/src/lib.rs").contains("vars::FUNCTIONS_CUSTOMHANDLER_PORT"));
 }
 
 #[test]

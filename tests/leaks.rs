@@ -3,9 +3,10 @@
 //! every kind and collect every response body, every log line and every event the log endpoint
 //! received; none may contain a secret.
 
+use disttags_tests::matrix::Shim;
 use std::time::Duration;
 
-use disttags_core::auth::sha256;
+use disttags_core::sha256;
 use disttags_tests::target::{Reply, Target};
 use disttags_tests::{Behaviour, LogEndpoint, TestUpstream};
 use http::Method;
@@ -121,27 +122,27 @@ async fn no_response_or_log_line_carries_a_secret() {
     let mut checked = 0;
     for store in stores {
         let extra: Vec<(&str, &str)> = common.iter().copied().chain(store).collect();
-        for kind in ["in_process", "local", "cloudrun"] {
+        for kind in [Shim::Core, Shim::Local, Shim::CloudRun] {
             let (t, _) = crate::fixture_with(kind, &[], &extra).await;
             for reply in drive(&t).await {
                 assert!(
                     reply.status >= 400,
-                    "{kind}: every request here fails: {reply:?}"
+                    "{kind:?}: every request here fails: {reply:?}"
                 );
                 assert_clean(
-                    &format!("{kind} response"),
+                    &format!("{kind:?} response"),
                     &String::from_utf8_lossy(&reply.body),
                 );
                 for (name, value) in &reply.headers {
                     assert_clean(
-                        &format!("{kind} header {name}"),
+                        &format!("{kind:?} header {name}"),
                         value.to_str().unwrap_or(""),
                     );
                 }
                 checked += 1;
             }
             for event in t.events(1).await {
-                assert_clean(&format!("{kind} log event"), &event.to_string());
+                assert_clean(&format!("{kind:?} log event"), &event.to_string());
                 checked += 1;
             }
             if let Some(process) = t.process() {
@@ -152,7 +153,7 @@ async fn no_response_or_log_line_carries_a_secret() {
                     .iter()
                     .chain(process.stderr.lock().expect("lock").iter())
                 {
-                    assert_clean(&format!("{kind} output line"), line);
+                    assert_clean(&format!("{kind:?} output line"), line);
                     checked += 1;
                 }
             }

@@ -1,6 +1,7 @@
 //! Log events: identity and request id reach the event, and each sink (stdout, HTTP, none) behaves,
 //! including an HTTP endpoint that fails or hangs, which must not change or stall any response.
 
+use disttags_tests::matrix::Shim;
 use std::time::Duration;
 
 use disttags_core::Identity;
@@ -15,7 +16,7 @@ const STORED: &str = "/-/package/left-pad/dist-tags";
 
 #[tokio::test]
 async fn error_event_carries_identity_and_request_id_once() {
-    let (t, _) = fixture("in_process", &[]).await;
+    let (t, _) = fixture(Shim::Core, &[]).await;
     let alice = Identity {
         name: "alice".into(),
         avatar: Some("https://avatars.example/alice.png".into()),
@@ -56,7 +57,7 @@ async fn error_event_carries_identity_and_request_id_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdout_sink_writes_one_json_line_per_event() {
-    let (t, _) = fixture("local", &[]).await;
+    let (t, _) = fixture(Shim::Local, &[]).await;
     assert_eq!(t.get(CORRUPT).await.status, 500);
     assert_eq!(t.get(STORED).await.status, 200);
     let events = t.events(1).await;
@@ -82,7 +83,7 @@ async fn stdout_sink_writes_one_json_line_per_event() {
 async fn http_sink_posts_each_event_with_its_token() {
     let endpoint = LogEndpoint::start(200, Duration::ZERO).await;
     let (t, _) = fixture(
-        "local",
+        Shim::Local,
         &[
             ("DISTTAGS_LOG", &endpoint.url),
             ("DISTTAGS_LOG_TOKEN", "tok-123"),
@@ -104,7 +105,7 @@ async fn http_sink_posts_each_event_with_its_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_or_hanging_http_sink_changes_no_response() {
-    let (reference, _) = fixture("local", &[("DISTTAGS_LOG", "none")]).await;
+    let (reference, _) = fixture(Shim::Local, &[("DISTTAGS_LOG", "none")]).await;
     let hanging = LogEndpoint::start(500, Duration::from_secs(120)).await;
     let failing = LogEndpoint::start(503, Duration::ZERO).await;
     for url in [
@@ -112,7 +113,7 @@ async fn failing_or_hanging_http_sink_changes_no_response() {
         failing.url.as_str(),
         "http://127.0.0.1:9/unreachable",
     ] {
-        let (t, _) = fixture("local", &[("DISTTAGS_LOG", url)]).await;
+        let (t, _) = fixture(Shim::Local, &[("DISTTAGS_LOG", url)]).await;
         for _ in 0..3 {
             for p in [CORRUPT, STORED] {
                 // A guard against a hang, not a timing measurement.
@@ -132,7 +133,7 @@ async fn failing_or_hanging_http_sink_changes_no_response() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn none_sink_emits_nothing() {
-    let (t, _) = fixture("local", &[("DISTTAGS_LOG", "none")]).await;
+    let (t, _) = fixture(Shim::Local, &[("DISTTAGS_LOG", "none")]).await;
     assert_eq!(t.get(CORRUPT).await.status, 500);
     assert_eq!(t.get(STORED).await.status, 200);
     // Give a would-be event time to be flushed before asserting absence.

@@ -2,6 +2,7 @@
 //! an empty route prefix, identity headers trusted only where the platform sets them, stalled
 //! connections closed only where clients connect directly, and configuration mistakes.
 
+use disttags_tests::matrix::Shim;
 use std::process::Command;
 
 use bytes::Bytes;
@@ -24,7 +25,7 @@ fn addr_of(t: &disttags_tests::target::Target) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_envelopes_get_a_400_and_the_handler_keeps_serving() {
-    let (t, _) = fixture("azure_proxy", &[]).await;
+    let (t, _) = fixture(Shim::AzureProxy, &[]).await;
     let addr = addr_of(&t);
     let cases: [(&str, &[u8]); 5] = [
         (
@@ -74,7 +75,7 @@ async fn readiness_is_answered_without_touching_a_broken_store() {
         ("AWS_SECRET_ACCESS_KEY", "ready-secret"),
     ];
     // The emulated host itself waits for `GET /` to answer 200 before it sends work.
-    let (t, _) = crate::fixture_with("azure_proxy", &[], &broken).await;
+    let (t, _) = crate::fixture_with(Shim::AzureProxy, &[], &broken).await;
     assert_eq!(t.get("/-/package/left-pad/dist-tags").await.status, 500);
 }
 
@@ -130,18 +131,18 @@ async fn identity_headers_count_only_on_their_own_platform() {
     // (target, its settings, headers that a client could forge there)
     for (kind, extra, forged) in [
         (
-            "local",
+            Shim::Local,
             &[][..],
             [iap_headers(&mallory), principal_headers(&mallory)].concat(),
         ),
-        ("cloudrun", &[][..], principal_headers(&mallory)),
+        (Shim::CloudRun, &[][..], principal_headers(&mallory)),
         // Cloud Run taking traffic directly: IAP's header is a client's like any other.
         (
-            "cloudrun",
+            Shim::CloudRun,
             &[("DISTTAGS_IDENTITY_PROXY", "none")][..],
             iap_headers(&mallory),
         ),
-        ("azure_proxy", &[][..], iap_headers(&mallory)),
+        (Shim::AzureProxy, &[][..], iap_headers(&mallory)),
     ] {
         let (t, _) = fixture(kind, extra).await;
         let headers: Vec<(&str, &str)> = forged
@@ -150,11 +151,11 @@ async fn identity_headers_count_only_on_their_own_platform() {
             .collect();
         assert_eq!(t.send(Method::GET, corrupt, &headers).await.status, 500);
         let events = t.events(1).await;
-        assert_eq!(events.len(), 1, "{kind}: {events:?}");
+        assert_eq!(events.len(), 1, "{kind:?}: {events:?}");
         assert_eq!(
             events[0]["user"],
             serde_json::Value::Null,
-            "{kind} trusted a foreign identity header"
+            "{kind:?} trusted a foreign identity header"
         );
     }
 }
@@ -223,6 +224,38 @@ fn configuration_mistakes_stop_each_binary_with_one_line() {
             &[("FUNCTIONS_CUSTOMHANDLER_PORT", "1")],
             "DISTTAGS_STORE",
         ),
+        // A misspelt variable would be ignored: it stops each binary, naming the likely one.
+        (
+            "disttags",
+            &["serve"],
+            &[("DISTTAGS_UPSTREAM_TIMEOUT", "800")],
+            "did you mean DISTTAGS_UPSTREAM_TIMEOUT_MS?",
+        ),
+        (
+            "disttags-cloudrun",
+            &[],
+            &[
+                ("DISTTAGS_STORE", "memory://"),
+                ("DISTTAGS_STROE", "memory://"),
+            ],
+            "DISTTAGS_STROE is not a variable disttags reads: did you mean DISTTAGS_STORE?",
+        ),
+        (
+            "disttags-azure",
+            &[],
+            &[
+                ("FUNCTIONS_CUSTOMHANDLER_PORT", "1"),
+                ("DISTTAGS_STORE", "memory://"),
+                ("DISTTAGS_BASEPATH", "/api"),
+            ],
+            "did you mean DISTTAGS_BASE_PATH?",
+        ),
+        (
+            "disttags-lambda",
+            &[],
+            &[("DISTTAGS_STORE", "memory://"), ("DISTTAGS_LOGS", "none")],
+            "did you mean DISTTAGS_LOG?",
+        ),
     ];
     let dir = tempfile::tempdir().expect("tempdir");
     for (bin, args, env, names) in cases {
@@ -258,7 +291,7 @@ fn configuration_mistakes_stop_each_binary_with_one_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_connections_are_closed_where_clients_connect_directly() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    for (kind, closes, within) in [("local", true, 10), ("cloudrun", false, 1)] {
+    for (kind, closes, within) in [(Shim::Local, true, 10), (Shim::CloudRun, false, 1)] {
         let (t, _) = fixture(kind, &[("DISTTAGS_HEADER_TIMEOUT_MS", "300")]).await;
         let mut stream = tokio::net::TcpStream::connect(addr_of(&t))
             .await
@@ -273,6 +306,6 @@ async fn stalled_connections_are_closed_where_clients_connect_directly() {
             stream.read_to_end(&mut rest),
         )
         .await;
-        assert_eq!(read.is_ok(), closes, "{kind}: {read:?}");
+        assert_eq!(read.is_ok(), closes, "{kind:?}: {read:?}");
     }
 }

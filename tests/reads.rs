@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use disttags_core::app::PREFIX_BYTES;
+use disttags_core::PREFIX_BYTES;
 use disttags_core::{App, DistTags, PackageName, Store, StoreStats};
 use disttags_tests::shared_packument;
 use disttags_tests::target::{app_get, seed};

@@ -1,6 +1,7 @@
 //! SIGTERM in the middle of load: every request sent before the listener closed is answered, and the
 //! process exits 0 within Cloud Run's 10 s grace period (`disttags serve` and `disttags-cloudrun`).
 
+use disttags_tests::matrix::Shim;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use disttags_tests::load::{Plan, run};
 
 use crate::fixture;
 
-async fn sigterm_mid_load(kind: &str) {
+async fn sigterm_mid_load(kind: Shim) {
     let (mut t, _upstream) = fixture(kind, &[]).await;
     let addr = t
         .url()
@@ -48,14 +49,14 @@ async fn sigterm_mid_load(kind: &str) {
         .expect("load ends")
         .expect("join");
     println!(
-        "{kind}: exit {status:?} after {exited_after:?}; {}",
+        "{kind:?}: exit {status:?} after {exited_after:?}; {}",
         outcome.summary()
     );
 
-    assert_eq!(status, Some(0), "{kind}: exits 0 within 10 s of SIGTERM");
+    assert_eq!(status, Some(0), "{kind:?}: exits 0 within 10 s of SIGTERM");
     assert!(
         outcome.answered() > 100,
-        "{kind}: the load ran before the signal: {}",
+        "{kind:?}: the load ran before the signal: {}",
         outcome.summary()
     );
     // Requests started after the signal may be refused or reset while the listener closes; every
@@ -68,18 +69,23 @@ async fn sigterm_mid_load(kind: &str) {
     assert_eq!(
         dropped_before,
         0,
-        "{kind}: a request sent before SIGTERM was dropped: {}",
+        "{kind:?}: a request sent before SIGTERM was dropped: {}",
         outcome.summary()
     );
-    assert_eq!(outcome.server_errors(), 0, "{kind}: {}", outcome.summary());
+    assert_eq!(
+        outcome.server_errors(),
+        0,
+        "{kind:?}: {}",
+        outcome.summary()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_drains_on_sigterm() {
-    sigterm_mid_load("local").await;
+    sigterm_mid_load(Shim::Local).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloudrun_drains_on_sigterm() {
-    sigterm_mid_load("cloudrun").await;
+    sigterm_mid_load(Shim::CloudRun).await;
 }

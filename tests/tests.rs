@@ -1,5 +1,7 @@
-//! The one integration-test binary: conformance cases run through every target, plus the name
-//! table, log sinks and the real npm CLI.
+//! The one integration-test binary. `conformance::{case}::{shim}::{store}` runs each case of
+//! `cases.rs` in-process through every shim's library over every store; `processes::{case}::{shim}::{store}`
+//! runs it through every shim's real binary over the file store and S3 on moto. The other modules
+//! are the platform-edge and store-only tests (start-up, signals, ports, emulators stopped, …).
 
 mod auth;
 mod cases;
@@ -11,76 +13,126 @@ mod logs;
 mod names;
 mod npm_cli;
 mod platforms;
+mod readme;
 mod reads;
 mod shutdown;
 mod stores;
 mod upstream;
 
 use disttags_tests::TestUpstream;
-use disttags_tests::azure_host::{HostMode, azure_target};
-use disttags_tests::lambda::{EventKind, lambda_target};
-use disttags_tests::target::{Target, standard_store, standard_upstream};
+use disttags_tests::matrix::{Fixture, Shim};
+use disttags_tests::target::{Target, standard_store};
 
-/// A fixture: the standard upstream, and a target of `kind` over the standard store.
-pub async fn fixture(kind: &str, extra: &[(&str, &str)]) -> (Target, TestUpstream) {
-    fixture_with(kind, &standard_store(), extra).await
+/// The shim as users run it (its binary over a file store; the core in-process over memory), over
+/// the standard store, with the standard upstream.
+pub async fn fixture(shim: Shim, extra: &[(&str, &str)]) -> (Target, TestUpstream) {
+    Fixture::of(shim).start_with(&standard_store(), extra).await
 }
 
-/// A fixture over a store holding `store`.
+/// [`fixture`] over a store holding `store`.
 pub async fn fixture_with(
-    kind: &str,
+    shim: Shim,
     store: &[(&str, Vec<u8>)],
     extra: &[(&str, &str)],
 ) -> (Target, TestUpstream) {
-    let upstream = TestUpstream::start(&standard_upstream(), true).await;
-    let target = match kind {
-        "in_process" => Target::in_process(store, &upstream, extra).await,
-        "local" => Target::local(store, &upstream, extra).await,
-        "cloudrun" => Target::cloudrun(store, &upstream, extra).await,
-        "azure_proxy" => azure_target(HostMode::Proxy, store, &upstream, extra).await,
-        "azure_envelope" => azure_target(HostMode::Envelope, store, &upstream, extra).await,
-        "lambda_rest" => lambda_target(EventKind::RestV1, store, &upstream, extra).await,
-        "lambda_http" => lambda_target(EventKind::HttpV2, store, &upstream, extra).await,
-        "lambda_alb" => lambda_target(EventKind::Alb, store, &upstream, extra).await,
-        "lambda_url" => lambda_target(EventKind::FunctionUrl, store, &upstream, extra).await,
-        other => panic!("unknown target kind {other}"),
-    };
-    (target, upstream)
+    Fixture::of(shim).start_with(store, extra).await
 }
 
-/// Declares one `#[tokio::test]` per case for each target kind, so every case runs everywhere.
-macro_rules! conformance {
-    ($($kind:ident),+ $(,)?) => {
+/// One `#[tokio::test]` per case × shim × store, as `{case}::{shim}::{store}`.
+macro_rules! matrix {
+    ($via:ident, $shims:tt, $stores:tt, [$($case:ident),+ $(,)?]) => {
         $(
-            mod $kind {
-                conformance!(@cases $kind:
-                    stored, scoped_encoded, scoped_decoded, legacy_name, no_dist_tags,
-                    corrupt_packument, upstream_only, upstream_scoped, missing_everywhere,
-                    upstream_server_error, upstream_timeout, upstream_garbage, invalid_names,
-                    ping, unknown_path, wrong_method, etag_and_304, no_upstream_configured,
-                    base_path, identity_in_log_event, store_failure,
-                );
+            mod $case {
+                matrix!(@shims $via, $case, $stores, $shims);
             }
         )+
     };
-    (@cases $kind:ident: $($case:ident),+ $(,)?) => {
+    (@shims $via:ident, $case:ident, $stores:tt, [$($shim:ident),+ $(,)?]) => {
+        $(
+            mod $shim {
+                matrix!(@stores $via, $case, $shim, $stores);
+            }
+        )+
+    };
+    (@stores $via:ident, $case:ident, $shim:ident, [$($store:ident),+ $(,)?]) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                crate::cases::$case(stringify!($kind)).await;
+            async fn $store() {
+                use disttags_tests::matrix::{Fixture, Via, shim, store};
+                crate::cases::$case(Fixture::new(Via::$via, shim::$shim, store::$store)).await;
             }
         )+
     };
 }
 
-conformance!(
-    in_process,
-    local,
-    cloudrun,
-    azure_proxy,
-    azure_envelope,
-    lambda_rest,
-    lambda_http,
-    lambda_alb,
-    lambda_url,
-);
+/// Every case that reads a store: written once, in `cases.rs`.
+macro_rules! store_cases {
+    ($via:ident, $shims:tt, $stores:tt) => {
+        matrix!(
+            $via,
+            $shims,
+            $stores,
+            [
+                stored,
+                scoped_encoded,
+                scoped_decoded,
+                legacy_name,
+                no_dist_tags,
+                corrupt_packument,
+                upstream_only,
+                upstream_scoped,
+                missing_everywhere,
+                upstream_server_error,
+                upstream_timeout,
+                upstream_garbage,
+                invalid_names,
+                ping,
+                unknown_path,
+                wrong_method,
+                etag_and_304,
+                no_upstream_configured,
+                base_path,
+                identity_in_log_event,
+            ]
+        );
+        // A store whose every request fails: the store axis is that broken store.
+        matrix!($via, $shims, [broken_s3], [store_failure]);
+    };
+}
+
+/// In-process through each shim's library, over every store.
+mod conformance {
+    store_cases!(
+        Library,
+        [
+            core,
+            local,
+            cloudrun,
+            azure_proxy,
+            azure_envelope,
+            lambda_rest,
+            lambda_http,
+            lambda_alb,
+            lambda_url
+        ],
+        [memory, file, s3_moto, s3_seaweedfs, azurite, gcs]
+    );
+}
+
+/// Through each shim's real binary, behind its platform's front end.
+mod processes {
+    store_cases!(
+        Binary,
+        [
+            local,
+            cloudrun,
+            azure_proxy,
+            azure_envelope,
+            lambda_rest,
+            lambda_http,
+            lambda_alb,
+            lambda_url
+        ],
+        [file, s3_moto]
+    );
+}

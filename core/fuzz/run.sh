@@ -2,13 +2,15 @@
 # Bounded fuzzing of disttags-core: `core/fuzz/run.sh SECONDS` (per target, default 60).
 #
 # Always replays the committed corpus first (stable toolchain, no libFuzzer). Then, when cargo-fuzz
-# and a nightly toolchain are installed, fuzzes each target for SECONDS with libFuzzer; new inputs go
-# to a scratch directory, so the committed corpus changes only when someone copies them in.
+# (scripts/install-tools fuzz puts it in .tools/bin, looked in first) and a nightly toolchain are
+# installed, fuzzes each target for SECONDS with libFuzzer; new inputs go to a scratch directory, so
+# the committed corpus changes only when someone copies them in.
 # Exits non-zero on any failed check, panic or crash (libFuzzer leaves the input in artifacts/).
 # FUZZ_REPLAY_ONLY=1 skips the fuzzing.
 set -euo pipefail
 seconds="${1:-60}"
 cd "$(dirname "$0")"
+PATH="${DISTTAGS_TOOLS:-$PWD/../../.tools}/bin:$PATH"
 targets=(extract names)
 
 cargo build --quiet --release --no-default-features --bin replay
@@ -21,7 +23,7 @@ if [ "${FUZZ_REPLAY_ONLY:-0}" = 1 ]; then
 fi
 if ! cargo fuzz --version >/dev/null 2>&1 || ! rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "fuzz: cargo-fuzz or the nightly toolchain is missing; the corpus replay above is all that ran" \
-        "(install: rustup toolchain install nightly && cargo install cargo-fuzz --locked)"
+        "(install: rustup toolchain install nightly && scripts/install-tools fuzz)"
     exit 0
 fi
 

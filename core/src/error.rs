@@ -1,10 +1,26 @@
-//! The one error type of a request, and the one place where an error becomes a status and a body.
+//! The errors: the one error type of a request, and the one place where an error becomes a status
+//! and a body; and the configuration mistake that stops a program at start.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
+use crate::answer::json_response;
 use crate::extract::ExtractError;
 use crate::names::InvalidName;
+
+/// A configuration mistake, worded as the one line that tells the operator what to set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    /// A mistake described by `message`.
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 /// Everything that can end a request without dist-tags, named from the client's point of view.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +51,20 @@ pub enum Error {
         key: String,
         /// What object_store reported.
         source: object_store::Error,
+    },
+    /// The store did not answer one lookup's reads within the store timeout.
+    #[error("reading {key} from the store failed: no answer within {after:?}")]
+    StoreTimeout {
+        /// The object that was being read.
+        key: String,
+        /// The bound that passed.
+        after: Duration,
+    },
+    /// The packument was replaced between the reads of one lookup, each time it was read.
+    #[error("reading {key} from the store failed: the packument kept changing while it was read")]
+    StoreUnstable {
+        /// The object that was being read.
+        key: String,
     },
     /// The configured bucket, container or directory does not exist: a broken deployment, not a
     /// missing package.
@@ -70,29 +100,44 @@ pub enum Error {
          or to this server"
     )]
     UpstreamLoop,
+    /// The request body is larger than any route takes, or could not be read.
+    #[error("request body too large or unreadable")]
+    BodyTooLarge,
+    /// The request body did not arrive within the body read timeout.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    /// An Azure Functions invocation envelope that cannot be read.
+    #[error("invalid invocation envelope: {0}")]
+    InvalidEnvelope(String),
 }
 
 impl Error {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidName(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidName(_) | Self::InvalidEnvelope(_) => StatusCode::BAD_REQUEST,
             Self::RouteNotFound | Self::PackageNotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Store { .. } | Self::StoreMissing(_) | Self::Corrupt { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Store { .. }
+            | Self::StoreTimeout { .. }
+            | Self::StoreUnstable { .. }
+            | Self::StoreMissing(_)
+            | Self::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UpstreamUnavailable(_) | Self::UpstreamInvalid(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Loop | Self::UpstreamLoop => StatusCode::LOOP_DETECTED,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
     /// The message a client sees: it names what failed, never a store detail, URL or credential.
     pub fn client_message(&self) -> String {
         match self {
-            Self::Store { .. } => "could not read the package from the registry's store".into(),
+            Self::Store { .. } | Self::StoreTimeout { .. } | Self::StoreUnstable { .. } => {
+                "could not read the package from the registry's store".into()
+            }
             Self::StoreMissing(_) => "the registry's store is misconfigured".into(),
             Self::Corrupt { source, .. } => {
                 format!("the stored package document is unreadable: {source}")
@@ -153,15 +198,4 @@ pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
 struct ErrorBody<'a> {
     ok: bool,
     error: &'a str,
-}
-
-/// A response with a JSON body and its `Content-Type`.
-pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }

@@ -3,22 +3,45 @@
 //! [`App::handle`] takes a plain `http::Request` and always returns a response. Storage is any
 //! `object_store::ObjectStore`; the upstream registry and the log sink are small traits. Shims turn
 //! their platform's events into requests and put a [`RequestContext`] in the request's extensions.
+//! Each module has one job, named by its file; this page re-exports what shims and tests use.
 
-pub mod app;
-pub mod auth;
-pub mod config;
-pub mod error;
+mod answer;
+mod app;
+mod auth;
+mod build;
+mod cache;
+mod config;
+mod digest;
+mod error;
 pub mod extract;
-pub mod log;
-pub mod names;
+mod files;
+mod ids;
+mod log;
+mod lookup;
+mod names;
+mod read;
+mod redact;
+mod route;
+mod sources;
+mod store;
 pub mod tls;
-pub mod upstream;
-pub mod via;
+mod upstream;
+pub mod vars;
+mod via;
 
-pub use app::{App, RequestContext, Store, StoreStats};
-pub use config::{Config, ConfigError, Defaults};
-pub use error::Error;
+pub use answer::json_response;
+pub use app::{App, RequestContext};
+pub use auth::Auth;
+pub use build::{build_store, http_client};
+pub use config::{Config, Defaults, LogTarget, Timeouts};
+pub use digest::sha256;
+pub use error::{ConfigError, Error};
 pub use extract::{DistTags, ExtractError, Extractor};
-pub use log::{Identity, Level, LogEvent, LogSink};
-pub use names::{InvalidName, PackageName};
+pub use log::{HttpSink, Identity, Level, LogEvent, LogSink, StdoutSink};
+pub use names::{InvalidName, MAX_NAME_LEN, PackageName};
+pub use read::{PREFIX_BYTES, StoreStats};
+pub use sources::Sources;
+pub use store::Store;
 pub use upstream::{HttpUpstream, Upstream};
+pub use vars::Env;
+pub use via::deployment_name;

@@ -1,8 +1,6 @@
 //! The upstream registry: asked for a package's dist-tags when the store does not have it.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -10,7 +8,8 @@ use async_trait::async_trait;
 use http::{HeaderMap, StatusCode};
 use reqwest::header::{ACCEPT, CACHE_CONTROL, VIA};
 
-use crate::error::Error;
+use crate::cache::Cache;
+use crate::error::{Error, with_causes};
 use crate::extract::{DistTags, Extractor, MAX_DIST_TAGS_LEN};
 use crate::names::PackageName;
 
@@ -33,7 +32,7 @@ pub struct HttpUpstream {
     ttl: Duration,
     /// One lookup, every request and retry included.
     deadline: Duration,
-    cache: Mutex<HashMap<String, (Instant, DistTags)>>,
+    cache: Cache<(Instant, DistTags)>,
 }
 
 /// The most upstream answers a process remembers; past it the cache starts over.
@@ -73,14 +72,13 @@ impl HttpUpstream {
             has_endpoint: AtomicBool::new(false),
             ttl,
             deadline,
-            cache: Mutex::new(HashMap::new()),
+            cache: Cache::new(CACHE_ENTRIES),
         }
     }
 
     fn cached(&self, name: &PackageName) -> Option<DistTags> {
-        let cache = self.cache.lock().ok()?;
-        let (expires, tags) = cache.get(name.as_str())?;
-        (Instant::now() < *expires).then(|| tags.clone())
+        let (expires, tags) = self.cache.get(name.as_str())?;
+        (Instant::now() < expires).then_some(tags)
     }
 
     /// Remembers `tags` for as long as both our ttl and the answer's `Cache-Control` allow.
@@ -89,15 +87,8 @@ impl HttpUpstream {
         if ttl.is_zero() {
             return;
         }
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_ENTRIES {
-                cache.clear();
-            }
-            cache.insert(
-                name.as_str().to_owned(),
-                (Instant::now() + ttl, tags.clone()),
-            );
-        }
+        self.cache
+            .insert(name.as_str(), (Instant::now() + ttl, tags.clone()));
     }
 
     /// One GET, retried with backoff while the failure is transient; the lookup's deadline bounds it all.
@@ -243,7 +234,7 @@ fn status_error(status: StatusCode) -> Error {
 /// "error sending request".
 fn transport_error(e: reqwest::Error) -> Error {
     let (timed_out, decode) = (e.is_timeout(), e.is_decode());
-    let message = crate::error::with_causes(&e.without_url());
+    let message = with_causes(&e.without_url());
     if timed_out {
         Error::UpstreamTimeout(message)
     } else if decode {

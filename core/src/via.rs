@@ -4,8 +4,8 @@
 //! server's own name. A request whose `Via` already names this server has been here before: asking
 //! the upstream again would go round until the deadline.
 
-use crate::auth::sha256;
-use crate::config::redacted_url;
+use crate::digest::{hex, sha256};
+use crate::redact::redacted_url;
 
 /// The most hops before this server that are passed on; the oldest go first.
 const MAX_HOPS: usize = 8;
@@ -26,8 +26,7 @@ pub struct Looped;
 pub fn deployment_name(store: &str, upstream: Option<&url::Url>, base_path: &str) -> String {
     let upstream = upstream.map_or_else(String::new, redacted_url);
     let digest = sha256(format!("{store}\n{upstream}\n{base_path}").as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("disttags-{hex}")
+    format!("disttags-{}", hex(&digest[..8]))
 }
 
 /// The `Via` to send upstream while answering a request whose `Via` values are `incoming`: its hops

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -41,6 +40,9 @@ import time
 import urllib.parse
 from email.utils import formatdate
 from pathlib import Path
+
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+from ports import free_port, free_port_pair, is_free  # noqa: E402 (beside this file)
 
 KINDS = ("moto", "seaweedfs", "azurite", "gcs")
 
@@ -162,31 +164,10 @@ def azure_request(port, method, path, query: dict | None = None, headers=None, b
 # Per-emulator specs.
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_pair(offset: int = 10000) -> int:
-    """A free port P whose P+offset is free too (for listeners that derive one)."""
-    import random
-    for _ in range(200):
-        p = random.randint(20000, 65535 - offset)
-        try:
-            with socket.socket() as s1, socket.socket() as s2:
-                s1.bind(("127.0.0.1", p))
-                s2.bind(("127.0.0.1", p + offset))
-            return p
-        except OSError:
-            continue
-    raise SystemExit("run.py: found no free port pair")
-
-
 def tool(tools: Path, name: str) -> str:
     p = tools / "bin" / name
     if not os.access(p, os.X_OK):
-        raise SystemExit(f"run.py: {p} is missing: run tests/emulators/install.sh first")
+        raise SystemExit(f"run.py: {p} is missing: run scripts/install-tools emulators first")
     return str(p)
 
 
@@ -408,13 +389,9 @@ def main() -> int:
     tools = a.tools.resolve()
 
     # Fail fast (rather than talk to someone else's server) if P is taken.
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", a.port))
-        except OSError as e:
-            log(f"127.0.0.1:{a.port} is not free: {e}")
-            return 1
+    if not is_free(a.port, reuse_addr=True):
+        log(f"127.0.0.1:{a.port} is not free (something else is bound to it)")
+        return 1
 
     make_cmd, create, make_env = SPECS[a.kind]
     cmd, extra_env, cleanup = make_cmd(a, tools)

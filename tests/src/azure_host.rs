@@ -128,66 +128,85 @@ pub fn principal_headers(identity: &Identity) -> Vec<(String, String)> {
     ]
 }
 
+/// What the host sends the handler for `sent`: method, path, headers and body.
+pub fn host_request(
+    mode: HostMode,
+    sent: &Sent<'_>,
+    invocation: &str,
+) -> (Method, String, Vec<(String, String)>, Bytes) {
+    let mut headers: Vec<(String, String)> = sent
+        .headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    if let Some(identity) = sent.identity {
+        headers.extend(principal_headers(identity));
+    }
+    match mode {
+        HostMode::Proxy => {
+            headers.push((
+                "X-Azure-Functions-InvocationId".into(),
+                invocation.to_owned(),
+            ));
+            (
+                sent.method.clone(),
+                format!("/api{}", sent.path),
+                headers,
+                Bytes::new(),
+            )
+        }
+        HostMode::Envelope => {
+            let mut by_name = serde_json::Map::new();
+            for (k, v) in &headers {
+                by_name.insert(k.clone(), json!([v]));
+            }
+            let envelope = json!({
+                "Data": { "req": {
+                    "Url": format!("http://localhost:7071/api{}", sent.path),
+                    "Method": sent.method.as_str(),
+                    "Query": {},
+                    "Headers": by_name,
+                    "Params": { "path": sent.path.trim_start_matches('/') },
+                }},
+                "Metadata": { "sys": { "MethodName": FUNCTION, "UtcNow": "2026-01-01T00:00:00Z", "RandGuid": invocation } },
+            });
+            (
+                Method::POST,
+                format!("/{FUNCTION}"),
+                vec![
+                    ("content-type".into(), "application/json".into()),
+                    (
+                        "X-Azure-Functions-InvocationId".into(),
+                        invocation.to_owned(),
+                    ),
+                ],
+                Bytes::from(envelope.to_string()),
+            )
+        }
+    }
+}
+
+/// What the client gets for the handler's answer.
+pub fn host_reply(mode: HostMode, answer: Reply) -> Reply {
+    match mode {
+        HostMode::Proxy => answer,
+        HostMode::Envelope => envelope_reply(&answer),
+    }
+}
+
 impl Transport for AzureHostEmulator {
     fn send<'a>(&'a self, sent: Sent<'a>) -> BoxFuture<'a, Reply> {
         Box::pin(async move {
             let invocation = sent
                 .request_id
                 .map_or_else(|| self.invocation_id(), str::to_owned);
-            let mut headers: Vec<(String, String)> = sent
-                .headers
+            let (method, path, headers, body) = host_request(self.mode, &sent, &invocation);
+            let headers: Vec<(&str, &str)> = headers
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            if let Some(identity) = sent.identity {
-                headers.extend(principal_headers(identity));
-            }
-            match self.mode {
-                HostMode::Proxy => {
-                    headers.push(("X-Azure-Functions-InvocationId".into(), invocation));
-                    let headers: Vec<(&str, &str)> = headers
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str()))
-                        .collect();
-                    let path = format!("/api{}", sent.path);
-                    raw_request_body(
-                        &self.addr,
-                        sent.method.clone(),
-                        &path,
-                        &headers,
-                        Bytes::new(),
-                    )
-                    .await
-                }
-                HostMode::Envelope => {
-                    let mut by_name = serde_json::Map::new();
-                    for (k, v) in &headers {
-                        by_name.insert(k.clone(), json!([v]));
-                    }
-                    let envelope = json!({
-                        "Data": { "req": {
-                            "Url": format!("http://localhost:7071/api{}", sent.path),
-                            "Method": sent.method.as_str(),
-                            "Query": {},
-                            "Headers": by_name,
-                            "Params": { "path": sent.path.trim_start_matches('/') },
-                        }},
-                        "Metadata": { "sys": { "MethodName": FUNCTION, "UtcNow": "2026-01-01T00:00:00Z", "RandGuid": invocation } },
-                    });
-                    let answer = raw_request_body(
-                        &self.addr,
-                        Method::POST,
-                        &format!("/{FUNCTION}"),
-                        &[
-                            ("content-type", "application/json"),
-                            ("X-Azure-Functions-InvocationId", &invocation),
-                        ],
-                        Bytes::from(envelope.to_string()),
-                    )
-                    .await;
-                    envelope_reply(&answer)
-                }
-            }
+            let answer = raw_request_body(&self.addr, method, &path, &headers, body).await;
+            host_reply(self.mode, answer)
         })
     }
 
@@ -258,9 +277,20 @@ pub async fn azure_target(
     extra: &[(&str, &str)],
 ) -> Target {
     let (dir, vars) = process_store(objects, upstream, extra).await;
-    let host = AzureHostEmulator::start(mode, vars, dir.path()).await;
+    let mut target = azure_target_with(mode, vars, dir.path()).await;
+    target.dir = Some(dir);
+    target
+}
+
+/// `disttags-azure` behind the emulated host with exactly this environment, its app in `root`.
+pub async fn azure_target_with(
+    mode: HostMode,
+    vars: Vec<(String, String)>,
+    root: &std::path::Path,
+) -> Target {
+    let host = AzureHostEmulator::start(mode, vars, root).await;
     Target {
         transport: Box::new(host),
-        dir: Some(dir),
+        dir: None,
     }
 }

@@ -1,6 +1,6 @@
 //! Real storage emulators (moto and SeaweedFS for S3, Azurite, fake-gcs-server) as child processes.
 //!
-//! `tests/emulators/install.sh` installs them (scripts/test runs it); `tests/emulators/run.py` starts
+//! `scripts/install-tools emulators` installs them (scripts/test runs it); `tests/emulators/run.py` starts
 //! one on a free port of 127.0.0.1 with throw-away data, creates the bucket and prints the environment
 //! a user would set for it. An emulator that cannot start fails the test: nothing is skipped.
 
@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use disttags_core::config::{Timeouts, build_store};
+use disttags_core::{Timeouts, build_store};
 use object_store::ObjectStore;
 
 use crate::{Process, free_port, repo_root};
@@ -52,13 +52,21 @@ pub struct Emulator {
     /// `127.0.0.1:port`.
     pub addr: String,
     process: Option<Process>,
-    _data: tempfile::TempDir,
+    /// The emulator's data, removed with it unless it lives in a directory of the caller's.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Emulator {
     /// Starts `kind` and waits for its READY line (up to 90 s, the launcher's own bound is 60 s).
     pub fn start(kind: Kind) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
+        let mut emulator = Self::start_in(kind, data.path().to_path_buf());
+        emulator._data = Some(data);
+        emulator
+    }
+
+    /// [`Self::start`] with its data in `data`, which outlives it.
+    pub fn start_in(kind: Kind, data: std::path::PathBuf) -> Self {
         let port = free_port();
         let tools = std::env::var("DISTTAGS_TOOLS")
             .unwrap_or_else(|_| repo_root().join(".tools").display().to_string());
@@ -75,7 +83,7 @@ impl Emulator {
                 &tools,
             ])
             .arg("--data")
-            .arg(data.path());
+            .arg(&data);
         let process = Process::spawn(command, true);
         let json = process
             .banner
@@ -87,7 +95,7 @@ impl Emulator {
             env,
             addr: format!("127.0.0.1:{port}"),
             process: Some(process),
-            _data: data,
+            _data: None,
         }
     }
 
@@ -105,6 +113,11 @@ impl Emulator {
     /// object_store reads Azurite's URL from the process environment, which tests must not touch:
     /// this client names the same endpoint through configuration keys instead.
     pub fn client(&self) -> Arc<dyn ObjectStore> {
+        self.client_for(&self.env["DISTTAGS_STORE"])
+    }
+
+    /// [`Self::client`] for another bucket (`s3://…`) of the same emulator.
+    pub fn client_for(&self, url: &str) -> Arc<dyn ObjectStore> {
         let mut options: Vec<(String, String)> = self
             .env
             .iter()
@@ -118,7 +131,7 @@ impl Emulator {
             ));
             options.push(("azure_allow_http".into(), "true".into()));
         }
-        build_store(&self.env["DISTTAGS_STORE"], &options, &Timeouts::default())
+        build_store(url, &options, &Timeouts::default())
             .expect("emulator client")
             .object_store()
             .clone()

@@ -400,8 +400,15 @@ pub async fn lambda_target(
     extra: &[(&str, &str)],
 ) -> Target {
     let (dir, vars) = process_store(objects, upstream, extra).await;
+    let mut target = lambda_target_with(kind, vars).await;
+    target.dir = Some(dir);
+    target
+}
+
+/// `disttags-lambda` with exactly this environment, fed events of `kind`.
+pub async fn lambda_target_with(kind: EventKind, vars: Vec<(String, String)>) -> Target {
     Target {
         transport: Box::new(start_function(kind, vars).await),
-        dir: Some(dir),
+        dir: None,
     }
 }

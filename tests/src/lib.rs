@@ -22,7 +22,9 @@ pub mod azure_host;
 pub mod emulator;
 pub mod faults;
 pub mod lambda;
+pub mod library;
 pub mod load;
+pub mod matrix;
 pub mod target;
 
 /// A port on 127.0.0.1 that was free a moment ago, for servers that must be told their port.

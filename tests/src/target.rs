@@ -112,6 +112,22 @@ pub struct Sent<'a> {
     pub request_id: Option<&'a str>,
 }
 
+/// `GET`, for requests built without a method of their own.
+static GET: Method = Method::GET;
+
+impl<'a> Sent<'a> {
+    /// `GET path`, with no headers and no platform context.
+    pub fn get(path: &'a str) -> Self {
+        Self {
+            method: &GET,
+            path,
+            headers: &[],
+            identity: None,
+            request_id: None,
+        }
+    }
+}
+
 /// How cases reach one kind of target: its platform's way of carrying a request, and its log output.
 pub trait Transport: Send + Sync {
     /// Sends one request and returns the HTTP answer the platform would give the client.
@@ -178,14 +194,24 @@ pub async fn handle(app: &App, sent: Sent<'_>) -> Reply {
 
 /// `GET path` on `app`, with no headers and no platform context.
 pub async fn app_get(app: &App, path: &str) -> Reply {
-    let sent = Sent {
-        method: &Method::GET,
-        path,
-        headers: &[],
-        identity: None,
-        request_id: None,
-    };
-    handle(app, sent).await
+    handle(app, Sent::get(path)).await
+}
+
+impl InProcess {
+    /// The core's `app`, its events collected in `events`.
+    pub fn new(app: App, events: Arc<Mutex<Vec<LogEvent>>>) -> Self {
+        Self { app, events }
+    }
+}
+
+/// Events a closure sink collected, as JSON.
+pub fn collected(events: &Mutex<Vec<LogEvent>>) -> Vec<serde_json::Value> {
+    events
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("event json"))
+        .collect()
 }
 
 impl Transport for InProcess {
@@ -194,12 +220,7 @@ impl Transport for InProcess {
     }
 
     fn events(&self) -> Vec<serde_json::Value> {
-        self.events
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|e| serde_json::to_value(e).expect("event json"))
-            .collect()
+        collected(&self.events)
     }
 
     fn carries_identity(&self) -> bool {
@@ -328,7 +349,7 @@ impl Target {
             .expect("app");
         seed(app.store().as_ref(), objects).await;
         Self {
-            transport: Box::new(InProcess { app, events }),
+            transport: Box::new(InProcess::new(app, events)),
             dir: None,
         }
     }
@@ -377,9 +398,16 @@ impl Target {
         extra: &[(&str, &str)],
     ) -> Self {
         let (dir, vars) = process_store(objects, upstream, extra).await;
+        let mut target = Self::cloudrun_with(vars);
+        target.dir = Some(dir);
+        target
+    }
+
+    /// `disttags-cloudrun` with exactly this environment (and `PORT`), behind the emulated proxy.
+    pub fn cloudrun_with(vars: Vec<(String, String)>) -> Self {
         let port = crate::free_port();
         let mut command = Command::new(binary("disttags-cloudrun"));
-        // Behind the emulated proxy, and told so (`extra` may say otherwise).
+        // Behind the emulated proxy, and told so (`vars` may say otherwise).
         command
             .env_clear()
             .env("DISTTAGS_IDENTITY_PROXY", "iap")
@@ -393,7 +421,7 @@ impl Target {
                 addr: format!("127.0.0.1:{port}"),
                 identity: Some(iap_headers),
             }),
-            dir: Some(dir),
+            dir: None,
         }
     }
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use disttags_core::{App, RequestContext};
+use disttags_core::{App, Error, RequestContext};
 use http::request::Parts;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -179,25 +179,14 @@ async fn answer<H: Handler>(
         match tokio::time::timeout(body_read_timeout, Limited::new(body, MAX_BODY).collect()).await
         {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(_)) => Err((
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &br#"{"ok":false,"error":"request body too large or unreadable"}"#[..],
-            )),
-            Err(_) => Err((
-                StatusCode::REQUEST_TIMEOUT,
-                &br#"{"ok":false,"error":"the request body did not arrive in time"}"#[..],
-            )),
+            Ok(Err(_)) => Err(Error::BodyTooLarge),
+            Err(_) => Err(Error::BodyTimeout),
         }
     };
     let body = match body {
         Ok(bytes) => bytes,
-        Err((status, message)) => {
-            let mut response = Response::new(Full::new(Bytes::from_static(message)));
-            *response.status_mut() = status;
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
+        Err(error) => {
+            let mut response = error.into_response().map(Full::new);
             // The rest of the body is not read: the connection cannot serve another request.
             response.headers_mut().insert(
                 http::header::CONNECTION,

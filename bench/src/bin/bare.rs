@@ -3,7 +3,7 @@
 //! per core), same HTTP/1.1 builder settings (`disttags serve`'s default header read timeout) and
 //! `TCP_NODELAY` as the shims' server, and nothing else.
 //!
-//! `cargo run --release -p disttags-server --example bare -- 127.0.0.1:8999`
+//! `cargo run --release -p disttags-bench --bin bare -- 127.0.0.1:8999`
 
 use std::convert::Infallible;
 
@@ -51,7 +51,7 @@ fn main() {
         println!("bare: listening on {addr}");
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(disttags_core::config::Timeouts::default().header_read);
+            .header_read_timeout(disttags_core::vars::HEADER_TIMEOUT_MS.default_duration());
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;

@@ -3,7 +3,7 @@
 //! read, requests, and time, cold (a new process' first lookup) and warm (a repeat lookup: a `stat()`
 //! on the file store, a GET with If-None-Match on S3). Prints a table; asserts nothing.
 //!
-//! `cargo run --release -p disttags-tests --bin lookups [-- --quick]`; scripts/test runs `--quick`.
+//! `cargo run --release -p disttags-bench --bin lookups [-- --quick]`; scripts/bench-smoke runs `--quick`.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,79 @@
+//! The answer to a dist-tags request: its JSON body and ETag, made once per packument version, and
+//! the 200 or 304 it becomes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+
+use crate::digest::fnv1a;
+use crate::extract::DistTags;
+
+/// Tags ready to answer with: the JSON body and its ETag.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) tags: DistTags,
+    body: Bytes,
+    etag: HeaderValue,
+}
+
+impl Answer {
+    pub(crate) fn new(tags: DistTags) -> Arc<Self> {
+        let body = Bytes::from(tags.to_json());
+        let etag = HeaderValue::from_str(&format!("\"{:016x}\"", fnv1a(&body)))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        Arc::new(Self { tags, body, etag })
+    }
+
+    /// 200 with the tags and their ETag, or 304 when the client already has them.
+    pub(crate) fn response(&self, request_headers: &HeaderMap) -> Response<Bytes> {
+        let mut response = if if_none_match(request_headers, self.etag.as_bytes()) {
+            let mut r = Response::new(Bytes::new());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r
+        } else {
+            json_response(StatusCode::OK, self.body.clone())
+        };
+        response
+            .headers_mut()
+            .insert(header::ETAG, self.etag.clone());
+        response
+    }
+}
+
+/// Whether any `If-None-Match` entry matches `etag` (weak comparison, as RFC 9110 asks for GET).
+fn if_none_match(headers: &HeaderMap, etag: &[u8]) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|t| t == b"*" || t.strip_prefix(b"W/").unwrap_or(t) == etag)
+}
+
+/// A response with a JSON body and its `Content-Type`.
+pub fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_matching() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"a\", W/\"b\""),
+        );
+        assert!(if_none_match(&h, b"\"b\""));
+        assert!(!if_none_match(&h, b"\"c\""));
+    }
+}

@@ -1,0 +1,129 @@
+//! disttags-lambda: the core behind AWS Lambda, for API Gateway REST (v1) and HTTP API (v2), ALB and
+//! Function URL events.
+//!
+//! A [`Function`] takes one invocation: the event is repaired where lambda_http's conversion would
+//! panic ([`event`]), converted by lambda_http into a plain request, routed on its stage-free path
+//! ([`path`]) with the caller from the authorizer ([`identity`]) and the invocation's request id,
+//! answered by the core, and converted back into the trigger's response shape.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use disttags_core::{App, Error, RequestContext};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Body, LambdaEvent, Request, RequestExt, Response, Service, service_fn};
+
+pub mod event;
+mod identity;
+mod path;
+
+pub use lambda_http::lambda_runtime::Context;
+
+/// The binary's name, as it prefixes its messages.
+pub const NAME: &str = "disttags-lambda";
+
+/// What `lambda_http::run` requires of the environment.
+pub const RUNTIME_VARS: [&str; 4] = [
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+];
+
+/// The function: the core app, built once at init and shared by every invocation.
+#[derive(Debug, Clone)]
+pub struct Function {
+    app: Arc<App>,
+}
+
+impl Function {
+    /// The function over `app`.
+    pub fn new(app: App) -> Self {
+        Self { app: Arc::new(app) }
+    }
+
+    /// Answers one invocation with the response its trigger expects (lambda_http's proxy response,
+    /// as the Runtime API is sent it); never fails on an event of a known shape.
+    pub async fn invoke(
+        &self,
+        mut event: LambdaEvent<LambdaRequest>,
+    ) -> Result<impl serde::Serialize + Send + use<>, lambda_http::Error> {
+        event::sanitize(&mut event.payload);
+        let app = self.app.clone();
+        let mut adapter = Adapter::from(service_fn(move |request: Request| {
+            let app = app.clone();
+            async move { Ok::<_, lambda_http::Error>(handle(&app, request).await) }
+        }));
+        adapter.call(event).await
+    }
+
+    /// Takes invocations from the Runtime API until it stops.
+    pub async fn run(self) -> Result<(), lambda_http::Error> {
+        lambda_http::lambda_runtime::run(service_fn(move |event| {
+            let function = self.clone();
+            async move { function.invoke(event).await }
+        }))
+        .await
+    }
+}
+
+/// One converted request through the core, and its response as lambda_http takes it.
+async fn handle(app: &App, request: Request) -> Response<Body> {
+    let context = RequestContext {
+        identity: request.request_context_ref().and_then(identity::identity),
+        request_id: request.lambda_context_ref().map(|c| c.request_id.clone()),
+    };
+    let uri = path::core_uri(&request);
+    let mut core = http::Request::builder().method(request.method().clone());
+    for (name, value) in request.headers() {
+        core = core.header(name, value);
+    }
+    let response = match core.uri(uri.as_str()).body(bytes::Bytes::new()) {
+        Ok(mut core) => {
+            core.extensions_mut().insert(context);
+            app.handle(core).await
+        }
+        Err(_) => Error::RouteNotFound.into_response(),
+    };
+    let (parts, body) = response.into_parts();
+    let body = if body.is_empty() {
+        Body::Empty
+    } else {
+        // Every body the core writes is JSON text.
+        Body::Text(String::from_utf8_lossy(&body).into_owned())
+    };
+    Response::from_parts(parts, body)
+}
+
+/// The first Lambda variable that is missing: outside Lambda the runtime would panic on it.
+pub fn missing_runtime_var() -> Option<&'static str> {
+    RUNTIME_VARS
+        .into_iter()
+        .find(|var| std::env::var_os(var).is_none())
+}
+
+/// Tells Lambda why init failed (Runtime API `POST /runtime/init/error`); bounded, best effort.
+pub async fn report_init_error(message: &str) {
+    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
+        return;
+    };
+    let bound = Duration::from_secs(2);
+    let Ok(client) = disttags_core::http_client("Runtime API", bound, Some(bound)) else {
+        return;
+    };
+    let body = serde_json::json!({
+        "errorMessage": message,
+        "errorType": "Runtime.ConfigError",
+        "stackTrace": [],
+    });
+    let sent = client
+        .post(format!("http://{api}/2018-06-01/runtime/init/error"))
+        .header("Lambda-Runtime-Function-Error-Type", "Runtime.ConfigError")
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await;
+    if let Err(e) = sent {
+        eprintln!("{NAME}: could not report the init error to the Runtime API: {e}");
+    }
+}
