@@ -537,6 +537,10 @@ fn ports_match_the_shims() {
         [vars::Program::CloudRun],
         "the Cloud Run shim listens on $PORT"
     );
+    assert!(
+        read("shims/cloudrun/src/lib.rs").contains("env.value(&PORT)"),
+        "the shim reads PORT through the table, with its default"
+    );
     let docker = read("infra/gcp/Dockerfile");
     assert!(
         docker.contains(&format!("\nEXPOSE {port}\n"))

@@ -11,7 +11,7 @@ use crate::log::Identity;
 
 /// One accepted token, as its SHA-256, with the name it stands for in log events.
 #[derive(Clone, PartialEq, Eq)]
-pub struct TokenHash {
+pub(crate) struct TokenHash {
     hash: [u8; 32],
     name: Option<String>,
 }

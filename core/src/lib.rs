@@ -3,7 +3,9 @@
 //! [`App::handle`] takes a plain `http::Request` and always returns a response. Storage is any
 //! `object_store::ObjectStore`; the upstream registry and the log sink are small traits. Shims turn
 //! their platform's events into requests and put a [`RequestContext`] in the request's extensions.
-//! Each module has one job, named by its file; this page re-exports what shims and tests use.
+//! Each module has one job, named by its file; this page re-exports what shims and tests use. Three
+//! modules stay public as a whole: `extract` (the benches and the fuzz crate), `tls` and `vars`
+//! (the variable table the shims read their own variables from).
 
 mod answer;
 mod app;
@@ -31,7 +33,7 @@ mod via;
 
 pub use answer::json_response;
 pub use app::{App, RequestContext};
-pub use auth::Auth;
+pub use auth::{Auth, Denied};
 pub use build::{build_store, http_client};
 pub use config::{Config, Defaults, LogTarget, Timeouts};
 pub use digest::sha256;

@@ -399,8 +399,24 @@ pub fn markdown_table() -> String {
 }
 
 /// Environment-style pairs, as read once at start (tests pass their own).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Env(BTreeMap<String, String>);
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Values carry credentials: only the names are shown.
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// Whether `name` is one a container platform sets for a service or link named `disttags`
+/// (Kubernetes' `DISTTAGS_SERVICE_HOST`, `DISTTAGS_PORT_4873_TCP_ADDR`, Docker links' `DISTTAGS_PORT`):
+/// not a typo of ours.
+fn set_by_platform(name: &str) -> bool {
+    name == "DISTTAGS_PORT"
+        || name.starts_with("DISTTAGS_PORT_")
+        || name.starts_with("DISTTAGS_SERVICE_")
+}
 
 impl Env {
     /// The pairs; a later pair wins over an earlier one of the same name.
@@ -435,7 +451,7 @@ impl Env {
         self.raw(var.name)
     }
 
-    /// The value of `var` when set, else its default value if it has one.
+    /// The value of `var` when set and not empty, else its default value if it has one.
     pub fn value(&self, var: &Var) -> Option<&str> {
         self.get(var).or(match var.fallback {
             Value(v) => Some(v),
@@ -477,7 +493,10 @@ impl Env {
     /// Refuses a `DISTTAGS_*` name that no program reads: a typo that would otherwise be ignored.
     pub fn check_names(&self) -> Result<(), ConfigError> {
         for name in self.0.keys() {
-            if !name.starts_with("DISTTAGS_") || ALL.iter().any(|v| v.name == name) {
+            if !name.starts_with("DISTTAGS_")
+                || ALL.iter().any(|v| v.name == name)
+                || set_by_platform(name)
+            {
                 continue;
             }
             let closest = ALL
@@ -548,6 +567,18 @@ mod tests {
             Env::new([("DISTTAGS_STORE", "x"), ("OTHER_THING", "y")])
                 .check_names()
                 .is_ok()
+        );
+        // What Kubernetes and Docker links set for a service named disttags is not a typo.
+        let linked = Env::new([
+            ("DISTTAGS_PORT", "tcp://10.0.0.7:4873"),
+            ("DISTTAGS_PORT_4873_TCP_ADDR", "10.0.0.7"),
+            ("DISTTAGS_SERVICE_HOST", "10.0.0.7"),
+            ("DISTTAGS_SERVICE_PORT", "4873"),
+        ]);
+        assert!(linked.check_names().is_ok());
+        assert!(
+            !format!("{linked:?}").contains("10.0.0.7"),
+            "Debug shows names only"
         );
     }
 

@@ -17,7 +17,7 @@ const MAX_DISTTAGS_HOPS: usize = 4;
 
 /// The request has come round: the upstream leads back here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Looped;
+pub(crate) struct Looped;
 
 /// A name for the servers of one deployment: every instance with the same store, upstream and base
 /// path shares it, so a loop that comes back to another instance (another Lambda environment,
@@ -32,7 +32,7 @@ pub fn deployment_name(store: &str, upstream: Option<&url::Url>, base_path: &str
 /// The `Via` to send upstream while answering a request whose `Via` values are `incoming`: its hops
 /// (the newest [`MAX_HOPS`], at most [`MAX_LEN`] bytes in all), then `1.1 {own}`. [`Looped`] when a
 /// hop is received by `own`, or when [`MAX_DISTTAGS_HOPS`] disttags servers are among them.
-pub fn extend<'a>(
+pub(crate) fn extend<'a>(
     incoming: impl IntoIterator<Item = &'a [u8]>,
     own: &str,
 ) -> Result<String, Looped> {

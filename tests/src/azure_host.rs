@@ -26,8 +26,8 @@ use disttags_core::Identity;
 use http::{HeaderMap, Method};
 use serde_json::{Value, json};
 
-use crate::target::{BoxFuture, Reply, Sent, Target, Transport, process_store, raw_request_body};
-use crate::{Process, TestUpstream, binary, free_port};
+use crate::target::{BoxFuture, Reply, Sent, Target, Transport, raw_request_body};
+use crate::{Process, binary, free_port};
 
 /// How the emulated host hands requests to the handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,19 +267,6 @@ pub fn envelope_reply(answer: &Reply) -> Reply {
                 .to_owned(),
         ),
     }
-}
-
-/// `disttags-azure` behind the emulated host, over a seeded file store.
-pub async fn azure_target(
-    mode: HostMode,
-    objects: &[(&str, Vec<u8>)],
-    upstream: &TestUpstream,
-    extra: &[(&str, &str)],
-) -> Target {
-    let (dir, vars) = process_store(objects, upstream, extra).await;
-    let mut target = azure_target_with(mode, vars, dir.path()).await;
-    target.dir = Some(dir);
-    target
 }
 
 /// `disttags-azure` behind the emulated host with exactly this environment, its app in `root`.

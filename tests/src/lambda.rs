@@ -23,8 +23,8 @@ use hyper::{Request, Response};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::target::{BoxFuture, Reply, Sent, Target, Transport, process_store};
-use crate::{BoxBody, Process, TestUpstream, binary, serve_fn};
+use crate::target::{BoxFuture, Reply, Sent, Target, Transport};
+use crate::{BoxBody, Process, binary, serve_fn};
 
 /// Which trigger the events imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,19 +390,6 @@ pub async fn start_function(kind: EventKind, vars: Vec<(String, String)>) -> Lam
         process,
         kind,
     }
-}
-
-/// `disttags-lambda` over a seeded file store, fed events of `kind`.
-pub async fn lambda_target(
-    kind: EventKind,
-    objects: &[(&str, Vec<u8>)],
-    upstream: &TestUpstream,
-    extra: &[(&str, &str)],
-) -> Target {
-    let (dir, vars) = process_store(objects, upstream, extra).await;
-    let mut target = lambda_target_with(kind, vars).await;
-    target.dir = Some(dir);
-    target
 }
 
 /// `disttags-lambda` with exactly this environment, fed events of `kind`.

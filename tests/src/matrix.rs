@@ -340,8 +340,8 @@ async fn moto_bucket(
     (dir, vars)
 }
 
-/// The one emulator of `kind` this test process shares, started on first use with its data under
-/// `target/emulators/`, emptied at each start.
+/// The one emulator of `kind` this test process shares, started on first use with its data in
+/// `target/emulators/{kind}-{pid}`; data left there by test processes that have ended is removed.
 pub fn shared(kind: Kind) -> &'static Emulator {
     static MOTO: OnceLock<Emulator> = OnceLock::new();
     static SEAWEEDFS: OnceLock<Emulator> = OnceLock::new();
@@ -354,9 +354,29 @@ pub fn shared(kind: Kind) -> &'static Emulator {
         Kind::Gcs => &GCS,
     };
     cell.get_or_init(|| {
-        let data: PathBuf = repo_root().join("target/emulators").join(kind.as_str());
-        let _ = std::fs::remove_dir_all(&data);
+        let parent: PathBuf = repo_root().join("target/emulators");
+        remove_ended(&parent);
+        let data = parent.join(format!("{}-{}", kind.as_str(), std::process::id()));
         std::fs::create_dir_all(&data).expect("emulator data directory");
         Emulator::start_in(kind, data)
     })
+}
+
+/// Removes the emulator data of test processes that are no longer running.
+fn remove_ended(parent: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .rsplit_once('-')
+            .and_then(|(_, pid)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }

@@ -391,18 +391,6 @@ impl Target {
         }
     }
 
-    /// `disttags-cloudrun` as a child process with `PORT`, behind an emulated Identity-Aware Proxy.
-    pub async fn cloudrun(
-        objects: &[(&str, Vec<u8>)],
-        upstream: &TestUpstream,
-        extra: &[(&str, &str)],
-    ) -> Self {
-        let (dir, vars) = process_store(objects, upstream, extra).await;
-        let mut target = Self::cloudrun_with(vars);
-        target.dir = Some(dir);
-        target
-    }
-
     /// `disttags-cloudrun` with exactly this environment (and `PORT`), behind the emulated proxy.
     pub fn cloudrun_with(vars: Vec<(String, String)>) -> Self {
         let port = crate::free_port();
