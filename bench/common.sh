@@ -19,6 +19,20 @@ need() {
 # install_tools GROUP|TOOL...: scripts/install-tools (the one installer, every version pinned there).
 install_tools() { "$repo/scripts/install-tools" "$@" || die "scripts/install-tools $* failed"; }
 
+# Every release binary the benchmarks run, built by one command with the same packages each time:
+# Cargo unifies dependency features over the packages it is given, so building other subsets would
+# compile (and fat-LTO link) the dependencies again for each script.
+build_release() {
+  say "building the release binaries (the same set for every benchmark)"
+  cargo build --release --locked -q -p disttags -p disttags-cloudrun -p disttags-azure \
+    -p disttags-lambda -p disttags-bench
+}
+
+# The debug binaries, built as the test command builds the workspace (so nothing is built twice).
+build_debug() {
+  cargo build --locked -q --workspace --bins
+}
+
 check_packuments() {
   local f
   for f in "$@"; do

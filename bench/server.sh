@@ -56,8 +56,7 @@ else
 fi
 
 cd "$repo"
-say "building disttags and the bare server (release)"
-cargo build --release --locked -q -p disttags -p disttags-bench --bin disttags --bin bare
+build_release
 bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 
 bench_work=$(mktemp -d)

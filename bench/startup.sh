@@ -31,11 +31,10 @@ install_tools wrk
 check_packuments is-odd.front left-pad.front react.front typescript.front
 
 cd "$repo"
-say "building ${shims[*]} (release)"
-cargo build --release --locked -q -p disttags -p disttags-cloudrun -p disttags-azure -p disttags-lambda
+build_release
 # The Runtime API emulator the Lambda shim polls: a test-suite tool, so a debug build (its speed is not
 # what is measured, and the tests have usually built it already).
-cargo build --locked -q -p disttags-tests --bin runtime_api
+build_debug
 bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 runtime_api="${CARGO_TARGET_DIR:-$repo/target}/debug/runtime_api"
 
