@@ -104,11 +104,16 @@ impl AzureHostEmulator {
     }
 
     fn invocation_id(&self) -> String {
-        format!(
-            "00000000-0000-4000-8000-{:012x}",
-            self.invocations.fetch_add(1, Ordering::Relaxed)
-        )
+        next_invocation_id(&self.invocations)
     }
+}
+
+/// The next invocation id from `counter`, shaped as the host's (a UUID).
+pub fn next_invocation_id(counter: &AtomicU64) -> String {
+    format!(
+        "00000000-0000-4000-8000-{:012x}",
+        counter.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The headers App Service Authentication adds for `identity`.

@@ -2,7 +2,7 @@
 //! HTTP request, an Azure envelope, a Lambda event), answered by the shim's own code, and read
 //! back as the platform's front end would.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -83,10 +83,7 @@ impl Library {
     }
 
     fn next_id(&self) -> String {
-        format!(
-            "00000000-0000-4000-8000-{:012x}",
-            self.invocations.fetch_add(1, Ordering::Relaxed)
-        )
+        crate::azure_host::next_invocation_id(&self.invocations)
     }
 }
 
