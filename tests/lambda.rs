@@ -33,6 +33,7 @@ fn corrupt_request(identity: Option<&Identity>) -> Sent<'_> {
         headers: &[],
         identity,
         request_id: None,
+        body: &[],
     }
 }
 
@@ -180,6 +181,7 @@ fn event_with_path(kind: EventKind, raw: &str, stage: Option<&str>) -> String {
         headers: &[],
         identity: None,
         request_id: None,
+        body: &[],
     };
     let mut e: Value = serde_json::from_str(&event(kind, &sent)).expect("json");
     let field = if matches!(kind, EventKind::RestV1 | EventKind::Alb) {
@@ -257,6 +259,7 @@ async fn malformed_payloads_get_the_runtime_error_and_the_function_keeps_serving
             headers: &[],
             identity: None,
             request_id: None,
+            body: &[],
         },
     );
     let truncated = valid[..valid.len() / 2].to_owned();

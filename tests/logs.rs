@@ -29,6 +29,7 @@ async fn error_event_carries_identity_and_request_id_once() {
             headers: &[],
             identity: Some(&alice),
             request_id: Some("req-42"),
+            body: &[],
         })
         .await;
     assert_eq!(reply.status, 500);

@@ -18,6 +18,7 @@ mod reads;
 mod shutdown;
 mod stores;
 mod upstream;
+mod writes;
 
 use disttags_tests::TestUpstream;
 use disttags_tests::matrix::{Fixture, Shim};
@@ -100,6 +101,43 @@ macro_rules! store_cases {
     };
 }
 
+/// Every tag-write case: written once, in `cases.rs`, run on the stores that take conditional
+/// writes here (moto too: these cases write one at a time).
+macro_rules! write_cases {
+    ($via:ident, $shims:tt, $stores:tt) => {
+        matrix!(
+            $via,
+            $shims,
+            $stores,
+            [
+                tag_add_and_remove,
+                tag_scoped,
+                tag_write_refusals,
+                writes_off
+            ]
+        );
+    };
+}
+
+/// The shims behind a platform authorizer.
+macro_rules! guarded_write_cases {
+    ($via:ident, $stores:tt) => {
+        matrix!(
+            $via,
+            [
+                azure_proxy,
+                azure_envelope,
+                lambda_rest,
+                lambda_http,
+                lambda_alb,
+                lambda_url
+            ],
+            $stores,
+            [platform_writes]
+        );
+    };
+}
+
 /// In-process through each shim's library, over every store.
 mod conformance {
     store_cases!(
@@ -117,11 +155,50 @@ mod conformance {
         ],
         [memory, file, s3_moto, s3_seaweedfs, azurite, gcs]
     );
+    write_cases!(
+        Library,
+        [
+            core,
+            local,
+            cloudrun,
+            azure_proxy,
+            azure_envelope,
+            lambda_rest,
+            lambda_http,
+            lambda_alb,
+            lambda_url
+        ],
+        [memory, file, s3_moto, s3_seaweedfs, azurite]
+    );
+    guarded_write_cases!(Library, [memory, file]);
+    // Racing writers, on every store whose conditional write is atomic under concurrency (moto's
+    // check is not); the shim does not matter to a race in the store.
+    matrix!(
+        Library,
+        [core],
+        [memory, file, s3_seaweedfs, azurite],
+        [concurrent_tag_writes]
+    );
 }
 
 /// Through each shim's real binary, behind its platform's front end.
 mod processes {
     store_cases!(
+        Binary,
+        [
+            local,
+            cloudrun,
+            azure_proxy,
+            azure_envelope,
+            lambda_rest,
+            lambda_http,
+            lambda_alb,
+            lambda_url
+        ],
+        [file, s3_moto]
+    );
+    guarded_write_cases!(Binary, [file]);
+    write_cases!(
         Binary,
         [
             local,

@@ -34,11 +34,34 @@ impl Answer {
         } else {
             json_response(StatusCode::OK, self.body.clone())
         };
-        response
-            .headers_mut()
-            .insert(header::ETAG, self.etag.clone());
+        let headers = response.headers_mut();
+        headers.insert(header::ETAG, self.etag.clone());
+        // npm's HTTP cache revalidates (a cheap 304) instead of showing tags from before a write.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         response
     }
+}
+
+/// The answer to a tag write: `{"ok":true,"id":<name>,"dist-tags":{…}}`, as npm's registry writes it.
+pub(crate) fn written_response(name: &str, tags: &DistTags) -> Response<Bytes> {
+    #[derive(serde::Serialize)]
+    struct Written<'a> {
+        ok: bool,
+        id: &'a str,
+        #[serde(rename = "dist-tags")]
+        tags: &'a DistTags,
+    }
+    let body = serde_json::to_vec(&Written {
+        ok: true,
+        id: name,
+        tags,
+    })
+    .unwrap_or_else(|_| br#"{"ok":true}"#.to_vec());
+    let mut response = json_response(StatusCode::OK, Bytes::from(body));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// Whether any `If-None-Match` entry matches `etag` (weak comparison, as RFC 9110 asks for GET).

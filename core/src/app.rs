@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use object_store::ObjectStore;
 use percent_encoding::percent_decode_str;
 
-use crate::answer::json_response;
-use crate::auth::Auth;
+use crate::answer::{json_response, written_response};
+use crate::auth::{Auth, Grant, Writes};
 use crate::error::Error;
 use crate::extract::DistTags;
 use crate::ids::{new_request_id, random_u64};
@@ -22,7 +22,9 @@ use crate::read::StoreStats;
 use crate::redact::Redactor;
 use crate::route::{Route, route};
 use crate::store::Store;
+use crate::tags::{MAX_WRITE_BODY, TagName, version_from_body};
 use crate::upstream::Upstream;
+use crate::write::{Change, TagWriter, Written};
 
 /// What the shim knows about a request beyond HTTP: put it in the request's extensions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub struct RequestContext {
 /// The registry endpoint: one per process, shared by all requests.
 pub struct App {
     lookup: Lookup,
+    writer: TagWriter,
+    writes: Writes,
     log: Arc<dyn LogSink>,
     base_path: String,
     redactor: Redactor,
@@ -48,6 +52,7 @@ impl fmt::Debug for App {
             .field("store", self.lookup.store())
             .field("upstream", &self.lookup.has_upstream())
             .field("base_path", &self.base_path)
+            .field("writes", &self.writes)
             .finish_non_exhaustive()
     }
 }
@@ -61,12 +66,16 @@ impl App {
         upstream: Option<Arc<dyn Upstream>>,
         log: Arc<dyn LogSink>,
     ) -> Self {
+        let store = store.into();
+        let store_timeout = crate::vars::STORE_TIMEOUT_MS.default_duration();
         Self {
+            writer: TagWriter::new(store.clone(), store_timeout),
+            writes: Writes::Off,
             lookup: Lookup::new(
-                store.into(),
+                store,
                 upstream,
                 format!("disttags-{:016x}", random_u64()),
-                crate::vars::STORE_TIMEOUT_MS.default_duration(),
+                store_timeout,
             ),
             log,
             base_path: String::new(),
@@ -101,10 +110,18 @@ impl App {
         self
     }
 
-    /// Bounds one lookup's store reads, whatever the store (a local file can stall as a network can).
+    /// Who may change tags; writes are off until this says otherwise.
+    pub fn with_writes(mut self, writes: Writes) -> Self {
+        self.writes = writes;
+        self
+    }
+
+    /// Bounds one lookup's store reads, whatever the store (a local file can stall as a network can),
+    /// and one tag write's reads and writes back, its retries after a conflict included.
     /// Not bounded: the one `stat()` that revalidates a cached file on a local disk.
     pub fn with_store_timeout(mut self, timeout: Duration) -> Self {
         self.lookup.set_store_timeout(timeout);
+        self.writer.set_budget(timeout);
         self
     }
 
@@ -119,16 +136,26 @@ impl App {
     }
 
     /// Answers one request; every failure is already a response.
-    pub async fn handle<B>(&self, mut request: Request<B>) -> Response<Bytes> {
+    pub async fn handle<B: AsRef<[u8]>>(&self, mut request: Request<B>) -> Response<Bytes> {
         let mut context = request
             .extensions_mut()
             .remove::<RequestContext>()
             .unwrap_or_default();
+        let routed = self
+            .relative_path(&request)
+            .ok_or(Error::RouteNotFound)
+            .and_then(|path| route(path, request.method()));
+        if let Ok(Route::Tag { name, tag }) = routed {
+            return self.write_tag(&request, context, name, tag).await;
+        }
         let routed = match self.authorize(&request) {
-            Ok(token_identity) => {
+            Ok(grant) => {
                 // A named token identifies the caller where the platform does not.
-                context.identity = context.identity.or(token_identity);
-                self.dispatch(&request).await
+                context.identity = context.identity.or(grant.and_then(|g| g.identity));
+                match routed {
+                    Ok(route) => self.read(route, &request).await,
+                    Err(error) => Err(error),
+                }
             }
             Err(denied) => Err(denied),
         };
@@ -145,13 +172,36 @@ impl App {
     }
 
     /// Lets a request in when no token is required, it is the health check, or its token is valid.
-    fn authorize<B>(&self, request: &Request<B>) -> Result<Option<Identity>, Error> {
+    fn authorize<B>(&self, request: &Request<B>) -> Result<Option<Grant>, Error> {
         if !self.auth.is_enabled() || self.relative_path(request) == Some("/-/ping") {
             return Ok(None);
         }
         self.auth
-            .check(request.headers())
+            .grant(request.headers())
+            .map(Some)
             .map_err(|_| Error::Unauthorized)
+    }
+
+    /// Lets a write in as the [`Writes`] policy says; the caller, as its token names it.
+    fn authorize_write<B>(&self, request: &Request<B>) -> Result<Option<Identity>, Error> {
+        match self.writes {
+            Writes::Off => Err(Error::WritesDisabled),
+            // Reads' own rules still apply to whoever may write.
+            Writes::Platform | Writes::Anyone => {
+                Ok(self.authorize(request)?.and_then(|g| g.identity))
+            }
+            Writes::Tokens => {
+                let grant = self
+                    .auth
+                    .grant(request.headers())
+                    .map_err(|_| Error::Unauthorized)?;
+                if grant.write {
+                    Ok(grant.identity)
+                } else {
+                    Err(Error::WriteForbidden)
+                }
+            }
+        }
     }
 
     /// The request path below the base path, if it is below it.
@@ -163,9 +213,13 @@ impl App {
             .filter(|rest| rest.starts_with('/'))
     }
 
-    async fn dispatch<B>(&self, request: &Request<B>) -> Result<Response<Bytes>, Error> {
-        let path = self.relative_path(request).ok_or(Error::RouteNotFound)?;
-        match route(path, request.method())? {
+    /// Answers a read route.
+    async fn read<B>(
+        &self,
+        route: Route<'_>,
+        request: &Request<B>,
+    ) -> Result<Response<Bytes>, Error> {
+        match route {
             Route::Ping => Ok(json_response(StatusCode::OK, Bytes::from_static(b"{}"))),
             Route::DistTags(raw_name) => {
                 // The hot path: a package read before whose file is unchanged.
@@ -180,7 +234,104 @@ impl App {
                 let answer = self.lookup.answer(&name, Some(request.headers())).await?;
                 Ok(answer.response(request.headers()))
             }
+            // Answered by `write_tag`.
+            Route::Tag { .. } => Err(Error::RouteNotFound),
         }
+    }
+
+    /// Answers `PUT` / `DELETE …/dist-tags/{tag}` and puts it on the record: one event for each
+    /// write, and for each refused write.
+    async fn write_tag<B: AsRef<[u8]>>(
+        &self,
+        request: &Request<B>,
+        mut context: RequestContext,
+        raw_name: &str,
+        raw_tag: &str,
+    ) -> Response<Bytes> {
+        let remove = request.method() == Method::DELETE;
+        let command = if remove {
+            "dist-tags:delete"
+        } else {
+            "dist-tags:put"
+        };
+        let outcome = self
+            .change_tag(request, &mut context, raw_name, raw_tag, remove)
+            .await;
+        let request_id = context.request_id.unwrap_or_else(new_request_id);
+        let decoded = |raw: &str| percent_decode_str(raw).decode_utf8_lossy().into_owned();
+        let (package, tag) = (decoded(raw_name), decoded(raw_tag));
+        let (level, body, response) = match outcome {
+            Ok(written) => (
+                Level::Info,
+                serde_json::json!({
+                    "package": package,
+                    "tag": tag,
+                    "old": written.old,
+                    "new": written.new,
+                    "changed": written.changed,
+                    "attempts": written.attempts,
+                }),
+                written_response(&package, &written.tags),
+            ),
+            Err(error) => {
+                let status = error.status();
+                let level = if status.is_server_error() || status == StatusCode::CONFLICT {
+                    Level::Error
+                } else {
+                    Level::Warn
+                };
+                let body = serde_json::json!({
+                    "status": status.as_u16(),
+                    "message": self.redactor.redact(&error.to_string()),
+                    "package": self.redactor.redact(&package),
+                    "tag": self.redactor.redact(&tag),
+                    "path": self.redactor.redact(request.uri().path()),
+                });
+                (level, body, error.into_response())
+            }
+        };
+        self.log.emit(&LogEvent::new(
+            level,
+            command,
+            context.identity,
+            &request_id,
+            body,
+        ));
+        response
+    }
+
+    /// Checks who is writing and what, in the order the contract gives, then writes.
+    async fn change_tag<B: AsRef<[u8]>>(
+        &self,
+        request: &Request<B>,
+        context: &mut RequestContext,
+        raw_name: &str,
+        raw_tag: &str,
+        remove: bool,
+    ) -> Result<Written, Error> {
+        let token_identity = self.authorize_write(request)?;
+        context.identity = context.identity.take().or(token_identity);
+        let name = PackageName::from_path_segment(raw_name)?;
+        let tag = TagName::from_path_segment(raw_tag)?;
+        let change = if remove {
+            if tag.as_str() == "latest" {
+                return Err(Error::LatestRequired);
+            }
+            Change::Remove { tag }
+        } else {
+            let body = request.body().as_ref();
+            if body.len() > MAX_WRITE_BODY {
+                return Err(Error::BodyTooLarge);
+            }
+            Change::Set {
+                tag,
+                version: version_from_body(body)?,
+            }
+        };
+        let written = self.writer.write(&name, &change).await?;
+        // This instance's next read sees the write without waiting for a revalidation.
+        self.lookup.forget(&name);
+        Ok(written)
     }
 
     /// The package's dist-tags: from the store, else from the upstream.

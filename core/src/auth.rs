@@ -1,5 +1,7 @@
 //! Bearer-token access for servers no platform gateway guards: tokens are configured only as SHA-256
-//! hashes, and a presented token is hashed and compared in constant time.
+//! hashes, and a presented token is hashed and compared in constant time. Read tokens and write
+//! tokens are kept apart: a write token also reads, a read token never writes. Who may write at all
+//! is the [`Writes`] policy.
 
 use std::fmt;
 
@@ -14,20 +16,47 @@ use crate::log::Identity;
 pub(crate) struct TokenHash {
     hash: [u8; 32],
     name: Option<String>,
+    /// Listed as a write token (`DISTTAGS_WRITE_TOKENS`).
+    write: bool,
 }
 
 impl fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenHash")
             .field("name", &self.name)
+            .field("write", &self.write)
             .finish_non_exhaustive()
     }
 }
 
-/// The tokens a server accepts; empty means the server is open.
+/// The tokens a server accepts. Reads are open unless a read token is configured; writes need a
+/// write token where the [`Writes`] policy says so.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Auth {
     tokens: Vec<TokenHash>,
+}
+
+/// What a presented token grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The name the token stands for in log events, if it has one.
+    pub identity: Option<Identity>,
+    /// Whether it is a write token.
+    pub write: bool,
+}
+
+/// Who may change tags (`DISTTAGS_WRITES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Writes {
+    /// Nobody: a write is answered 403, saying how to enable writes.
+    #[default]
+    Off,
+    /// A caller presenting a write token (`disttags serve`, Cloud Run).
+    Tokens,
+    /// Whoever the platform's authorizer let through to the route (Lambda, Azure).
+    Platform,
+    /// Anyone, anonymously: a local development server.
+    Anyone,
 }
 
 /// Why a request was not let in.
@@ -40,8 +69,18 @@ pub enum Denied {
 }
 
 impl Auth {
-    /// Parses lines of `<sha256 hex> [name]` (blank lines and `#` comments skipped), or a comma-separated list.
+    /// Parses read tokens: lines of `<sha256 hex> [name]` (blank lines and `#` comments skipped), or
+    /// a comma-separated list.
     pub fn parse(text: &str, source: &str) -> Result<Self, String> {
+        Self::parse_as(text, source, false)
+    }
+
+    /// Parses write tokens, in the same format as [`Self::parse`].
+    pub fn parse_writers(text: &str, source: &str) -> Result<Self, String> {
+        Self::parse_as(text, source, true)
+    }
+
+    fn parse_as(text: &str, source: &str, write: bool) -> Result<Self, String> {
         let mut tokens = Vec::new();
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -67,7 +106,7 @@ impl Auth {
                         index + 1
                     )
                 })?;
-                tokens.push(TokenHash { hash, name });
+                tokens.push(TokenHash { hash, name, write });
             }
         }
         Ok(Self { tokens })
@@ -78,13 +117,23 @@ impl Auth {
         self.tokens.extend(other.tokens);
     }
 
-    /// Whether any token is configured.
+    /// Whether reads need a token: a read token is configured.
     pub fn is_enabled(&self) -> bool {
-        !self.tokens.is_empty()
+        self.tokens.iter().any(|t| !t.write)
+    }
+
+    /// Whether a write token is configured.
+    pub fn has_writers(&self) -> bool {
+        self.tokens.iter().any(|t| t.write)
     }
 
     /// Checks a request's bearer token; on success, the identity the token stands for, if named.
     pub fn check(&self, headers: &HeaderMap) -> Result<Option<Identity>, Denied> {
+        self.grant(headers).map(|grant| grant.identity)
+    }
+
+    /// Checks a request's bearer token against every configured token, read and write.
+    pub fn grant(&self, headers: &HeaderMap) -> Result<Grant, Denied> {
         let token = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -103,10 +152,13 @@ impl Auth {
             }
         }
         let entry = matched.ok_or(Denied::Invalid)?;
-        Ok(entry
-            .name
-            .clone()
-            .map(|name| Identity { name, avatar: None }))
+        Ok(Grant {
+            identity: entry
+                .name
+                .clone()
+                .map(|name| Identity { name, avatar: None }),
+            write: entry.write,
+        })
     }
 }
 
@@ -170,5 +222,21 @@ mod tests {
             .unwrap_or_default();
         assert!(error.starts_with("f: line 2, entry 2 "), "{error}");
         assert!(!Auth::parse("", "x").expect("empty").is_enabled());
+    }
+
+    #[test]
+    fn write_tokens_also_read_and_read_tokens_never_write() {
+        let mut auth = Auth::parse(&hex(&sha256(b"reader")), "r").expect("read");
+        auth.extend(
+            Auth::parse_writers(&format!("{} ci", hex(&sha256(b"writer"))), "w").expect("write"),
+        );
+        assert!(auth.is_enabled() && auth.has_writers());
+        assert_eq!(auth.grant(&bearer("reader")).map(|g| g.write), Ok(false));
+        let writer = auth.grant(&bearer("writer")).expect("writer");
+        assert!(writer.write);
+        assert_eq!(writer.identity.map(|i| i.name).as_deref(), Some("ci"));
+        // Write tokens alone leave reads open.
+        let writers = Auth::parse_writers(&hex(&sha256(b"w")), "w").expect("write");
+        assert!(!writers.is_enabled() && writers.has_writers());
     }
 }

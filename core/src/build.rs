@@ -82,6 +82,7 @@ impl Config {
             .with_base_path(&self.base_path)
             .with_secrets(self.secrets())
             .with_auth(self.auth.clone())
+            .with_writes(self.writes)
             .with_store_timeout(self.timeouts.store_total)
             .with_via_name(crate::via::deployment_name(
                 &self.store,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Writes};
 use crate::error::ConfigError;
 use crate::redact::redacted_url;
 use crate::sources::{Sources, npm_variable};
@@ -83,15 +83,28 @@ impl Default for Timeouts {
 pub struct Defaults {
     /// The store when `DISTTAGS_STORE` (and codebox's `bucket`) are unset; `None` makes it required.
     pub store: Option<&'static str>,
+    /// Whether the platform's authorizer guards the write routes, so that `DISTTAGS_WRITES=on`
+    /// needs no write token (Lambda behind API Gateway, Azure Functions).
+    pub platform_guards_writes: bool,
 }
 
 impl Defaults {
     /// The local server: an embedded file store in `./data`.
     pub const LOCAL: Self = Self {
         store: Some("file://./data"),
+        platform_guards_writes: false,
     };
-    /// Cloud shims: the store must be configured.
-    pub const CLOUD: Self = Self { store: None };
+    /// Cloud shims: the store must be configured; writes need a write token (Cloud Run).
+    pub const CLOUD: Self = Self {
+        store: None,
+        platform_guards_writes: false,
+    };
+    /// Cloud shims behind a platform authorizer (Lambda, Azure Functions): the store must be
+    /// configured, and the authorizer decides who writes.
+    pub const GUARDED: Self = Self {
+        store: None,
+        platform_guards_writes: true,
+    };
 }
 
 /// The whole configuration of the core in one process.
@@ -111,8 +124,11 @@ pub struct Config {
     pub base_path: String,
     /// Timeouts.
     pub timeouts: Timeouts,
-    /// Accepted bearer tokens (`DISTTAGS_AUTH_TOKENS`, `DISTTAGS_AUTH_TOKENS_FILE`); empty: open.
+    /// Accepted bearer tokens: read tokens (`DISTTAGS_AUTH_TOKENS`, `DISTTAGS_AUTH_TOKENS_FILE`;
+    /// none: reads are open) and write tokens (`DISTTAGS_WRITE_TOKENS`, `…_FILE`).
     pub auth: Auth,
+    /// Who may change tags (`DISTTAGS_WRITES`).
+    pub writes: Writes,
 }
 
 impl fmt::Debug for Config {
@@ -133,6 +149,7 @@ impl fmt::Debug for Config {
             .field("base_path", &self.base_path)
             .field("timeouts", &self.timeouts)
             .field("auth", &self.auth.is_enabled())
+            .field("writes", &self.writes)
             .finish_non_exhaustive()
     }
 }
@@ -234,8 +251,40 @@ impl Config {
             }
         }
 
+        if let Some(list) = env.get(&vars::WRITE_TOKENS) {
+            auth.extend(Auth::parse_writers(list, vars::WRITE_TOKENS.name).map_err(bad)?);
+        }
+        if let Some((path, text)) = &sources.write_token_file {
+            let writers = Auth::parse_writers(text, path).map_err(bad)?;
+            if !writers.has_writers() {
+                return Err(bad(format!(
+                    "DISTTAGS_WRITE_TOKENS_FILE={path} holds no token hash"
+                )));
+            }
+            auth.extend(writers);
+        }
+        let writes = match env.get(&vars::WRITES) {
+            None | Some("off") => Writes::Off,
+            Some("anyone") => Writes::Anyone,
+            Some("on") if defaults.platform_guards_writes => Writes::Platform,
+            Some("on") if auth.has_writers() => Writes::Tokens,
+            Some("on") => {
+                return Err(bad(
+                    "DISTTAGS_WRITES=on needs a write token: set DISTTAGS_WRITE_TOKENS or \
+                     DISTTAGS_WRITE_TOKENS_FILE to SHA-256 digests of the tokens that may change tags \
+                     (or DISTTAGS_WRITES=anyone on a development server)",
+                ));
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    "DISTTAGS_WRITES={other:?} is not valid: use off, on or anyone"
+                )));
+            }
+        };
+
         Ok(Self {
             auth,
+            writes,
             store,
             store_options,
             upstream,
@@ -244,6 +293,14 @@ impl Config {
             base_path,
             timeouts: Timeouts::from_env(env)?,
         })
+    }
+
+    /// What a program says at start about tag writes, when they are open to anyone.
+    pub fn writes_warning(&self) -> Option<&'static str> {
+        (self.writes == Writes::Anyone).then_some(
+            "warning: DISTTAGS_WRITES=anyone: whoever reaches this server may change tags, with no \
+             token (meant for a development server)",
+        )
     }
 
     /// Values that must never appear in a response or a log line.

@@ -7,8 +7,10 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::answer::json_response;
+use crate::edit::Unwritable;
 use crate::extract::ExtractError;
 use crate::names::InvalidName;
+use crate::tags::InvalidTag;
 
 /// A configuration mistake, worded as the one line that tells the operator what to set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,21 +111,101 @@ pub enum Error {
     /// An Azure Functions invocation envelope that cannot be read.
     #[error("invalid invocation envelope: {0}")]
     InvalidEnvelope(String),
+    /// A tag write on a registry whose writes are off.
+    #[error(
+        "tag writes are not enabled on this registry: the operator sets DISTTAGS_WRITES=on (writes \
+         then need a write token, or the platform's authorizer) or DISTTAGS_WRITES=anyone"
+    )]
+    WritesDisabled,
+    /// A token that may read but not write.
+    #[error(
+        "this token may read but not change tags: writes need a token listed in DISTTAGS_WRITE_TOKENS"
+    )]
+    WriteForbidden,
+    /// The tag name or the `PUT` body is not one a write takes; nothing was read.
+    #[error("{0}")]
+    InvalidTag(#[from] InvalidTag),
+    /// `DELETE` of `latest`, which every package must keep.
+    #[error("the latest tag cannot be removed: point it at another version instead")]
+    LatestRequired,
+    /// A write of a package this registry's store does not hold.
+    #[error("package {0} is not in this registry's store: it cannot be tagged here")]
+    NotStored(String),
+    /// `PUT` of a version the packument does not have.
+    #[error("version {version} is not a version of {name}")]
+    VersionNotFound {
+        /// The package.
+        name: String,
+        /// The version the body named.
+        version: String,
+    },
+    /// `DELETE` of a tag the package does not have.
+    #[error("package {name} has no tag {tag}")]
+    TagNotFound {
+        /// The package.
+        name: String,
+        /// The tag.
+        tag: String,
+    },
+    /// The packument changed under the write more often than its budget allowed; nothing was lost.
+    #[error("{key} changed under the write on each of {attempts} attempts; nothing was written")]
+    WriteConflict {
+        /// The object being written.
+        key: String,
+        /// How many times it was read and written back.
+        attempts: u32,
+    },
+    /// The stored packument cannot be changed (not JSON, a broken `dist-tags`).
+    #[error("stored packument {key} cannot be changed: {source}")]
+    Unwritable {
+        /// The object that was read.
+        key: String,
+        /// What is wrong with it.
+        source: Unwritable,
+    },
+    /// Writing the packument back to the store failed.
+    #[error("writing {key} to the store failed: {source}")]
+    StoreWrite {
+        /// The object being written.
+        key: String,
+        /// What object_store reported.
+        source: object_store::Error,
+    },
+    /// A file of the file store could not be read, locked or replaced.
+    #[error("writing {path} failed: {source}")]
+    FileWrite {
+        /// The file.
+        path: String,
+        /// What the operating system reported.
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidName(_) | Self::InvalidEnvelope(_) => StatusCode::BAD_REQUEST,
-            Self::RouteNotFound | Self::PackageNotFound(_) => StatusCode::NOT_FOUND,
+            Self::InvalidName(_)
+            | Self::InvalidEnvelope(_)
+            | Self::InvalidTag(_)
+            | Self::LatestRequired
+            | Self::VersionNotFound { .. } => StatusCode::BAD_REQUEST,
+            Self::RouteNotFound
+            | Self::PackageNotFound(_)
+            | Self::NotStored(_)
+            | Self::TagNotFound { .. } => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::WritesDisabled | Self::WriteForbidden => StatusCode::FORBIDDEN,
+            Self::WriteConflict { .. } => StatusCode::CONFLICT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Store { .. }
             | Self::StoreTimeout { .. }
             | Self::StoreUnstable { .. }
             | Self::StoreMissing(_)
-            | Self::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            | Self::Corrupt { .. }
+            | Self::Unwritable { .. }
+            | Self::StoreWrite { .. }
+            | Self::FileWrite { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UpstreamUnavailable(_) | Self::UpstreamInvalid(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Loop | Self::UpstreamLoop => StatusCode::LOOP_DETECTED,
@@ -137,6 +219,14 @@ impl Error {
         match self {
             Self::Store { .. } | Self::StoreTimeout { .. } | Self::StoreUnstable { .. } => {
                 "could not read the package from the registry's store".into()
+            }
+            Self::StoreWrite { .. } | Self::FileWrite { .. } => "could not write the package to the registry's store".into(),
+            Self::Unwritable { source, .. } => {
+                format!("the stored package document cannot be changed: {source}")
+            }
+            Self::WriteConflict { .. } => {
+                "the package kept changing while the tag was written; nothing was written: try again"
+                    .into()
             }
             Self::StoreMissing(_) => "the registry's store is misconfigured".into(),
             Self::Corrupt { source, .. } => {

@@ -75,6 +75,12 @@ impl DistTags {
             None => self.0.push((tag, version)),
         }
     }
+
+    /// Removes a tag; the version it pointed at, if it was there.
+    pub fn remove(&mut self, tag: &str) -> Option<String> {
+        let index = self.0.iter().position(|(k, _)| k == tag)?;
+        Some(self.0.remove(index).1)
+    }
 }
 
 impl Serialize for DistTags {

@@ -67,6 +67,11 @@ impl Lookup {
         self.reader.stats()
     }
 
+    /// Drops what was read of `name`: it was just written.
+    pub(crate) fn forget(&self, name: &PackageName) {
+        self.reader.forget(name);
+    }
+
     /// The cached answer for an already-decoded name whose local file is unchanged (see
     /// [`StoreReader::unchanged_file`]). Only names that parsed are ever cached, so a hit needs no
     /// parsing again.

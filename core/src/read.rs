@@ -114,6 +114,11 @@ impl StoreReader {
         }
     }
 
+    /// Drops the cached tags of `name`.
+    pub(crate) fn forget(&self, name: &PackageName) {
+        self.cache.remove(name.as_str());
+    }
+
     /// The cached answer, when the store is a local directory and the file's metadata shows it
     /// unchanged: one `stat()` on this thread, no GET, no timer. A stat of a local file takes a
     /// microsecond or two; on a network file system that hangs it would hold this worker thread

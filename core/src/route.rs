@@ -11,23 +11,45 @@ pub(crate) enum Route<'a> {
     Ping,
     /// `GET /-/package/{name}/dist-tags`, the name as it arrived (still percent-encoded).
     DistTags(&'a str),
+    /// `PUT` / `DELETE /-/package/{name}/dist-tags/{tag}`, name and tag as they arrived.
+    Tag {
+        /// The package name, still percent-encoded.
+        name: &'a str,
+        /// The tag, still percent-encoded.
+        tag: &'a str,
+    },
 }
 
-/// The route `path` (relative to the base path) names, if `method` is one it takes.
+/// The route `path` (relative to the base path) names, if `method` is one it takes. A path that
+/// could be either dist-tags route (a package `x` with the tag `dist-tags`, or a scoped name ending
+/// in `/dist-tags`) is the one the method belongs to.
 pub(crate) fn route<'a>(path: &'a str, method: &Method) -> Result<Route<'a>, Error> {
-    let route = if path == "/-/ping" {
-        Route::Ping
-    } else {
-        let raw_name = path
-            .strip_prefix("/-/package/")
-            .and_then(|p| p.strip_suffix("/dist-tags"))
-            .ok_or(Error::RouteNotFound)?;
-        Route::DistTags(raw_name)
+    let get = |route| {
+        if method == Method::GET {
+            Ok(route)
+        } else {
+            Err(Error::MethodNotAllowed { allow: "GET" })
+        }
     };
-    if method == Method::GET {
-        Ok(route)
-    } else {
-        Err(Error::MethodNotAllowed { allow: "GET" })
+    if path == "/-/ping" {
+        return get(Route::Ping);
+    }
+    let rest = path
+        .strip_prefix("/-/package/")
+        .ok_or(Error::RouteNotFound)?;
+    let read = rest.strip_suffix("/dist-tags").map(Route::DistTags);
+    let write = rest.rsplit_once('/').and_then(|(head, tag)| {
+        let name = head.strip_suffix("/dist-tags")?;
+        Some(Route::Tag { name, tag })
+    });
+    let writing = method == Method::PUT || method == Method::DELETE;
+    match (read, write) {
+        (_, Some(route)) if writing => Ok(route),
+        (Some(route), _) => get(route),
+        (None, Some(_)) => Err(Error::MethodNotAllowed {
+            allow: "PUT, DELETE",
+        }),
+        (None, None) => Err(Error::RouteNotFound),
     }
 }
 
@@ -49,6 +71,38 @@ mod tests {
         assert!(matches!(
             route("/-/package/x", &Method::PUT),
             Err(Error::RouteNotFound)
+        ));
+        assert_eq!(
+            route("/-/package/@s%2fp/dist-tags/beta", &Method::PUT).ok(),
+            Some(Route::Tag {
+                name: "@s%2fp",
+                tag: "beta"
+            })
+        );
+        assert_eq!(
+            route("/-/package/@s/p/dist-tags/beta", &Method::DELETE).ok(),
+            Some(Route::Tag {
+                name: "@s/p",
+                tag: "beta"
+            })
+        );
+        // The package `x`'s tag `dist-tags`, or the scoped-looking name `x/dist-tags`: by method.
+        assert_eq!(
+            route("/-/package/x/dist-tags/dist-tags", &Method::PUT).ok(),
+            Some(Route::Tag {
+                name: "x",
+                tag: "dist-tags"
+            })
+        );
+        assert_eq!(
+            route("/-/package/x/dist-tags/dist-tags", &Method::GET).ok(),
+            Some(Route::DistTags("x/dist-tags"))
+        );
+        assert!(matches!(
+            route("/-/package/x/dist-tags/beta", &Method::GET),
+            Err(Error::MethodNotAllowed {
+                allow: "PUT, DELETE"
+            })
         ));
     }
 }

@@ -11,6 +11,8 @@ use crate::vars::{self, Env};
 pub struct Sources {
     /// `DISTTAGS_AUTH_TOKENS_FILE`: its path and text.
     pub token_file: Option<(String, String)>,
+    /// `DISTTAGS_WRITE_TOKENS_FILE`: its path and text.
+    pub write_token_file: Option<(String, String)>,
     /// npm's user configuration, when the upstream is not set otherwise: its path and text.
     pub npmrc: Option<(PathBuf, String)>,
 }
@@ -19,15 +21,8 @@ impl Sources {
     /// Reads the files `env` names. A token file that cannot be read is a mistake; a missing
     /// `.npmrc` only means npm names no registry.
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
-        let token_file = match env.get(&vars::AUTH_TOKENS_FILE) {
-            None => None,
-            Some(path) => Some((
-                path.to_owned(),
-                std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError::new(format!("{}={path}: {e}", vars::AUTH_TOKENS_FILE.name))
-                })?,
-            )),
-        };
+        let token_file = read_named(env, &vars::AUTH_TOKENS_FILE)?;
+        let write_token_file = read_named(env, &vars::WRITE_TOKENS_FILE)?;
         let upstream_set = env.get(&vars::UPSTREAM).is_some()
             || env.get(&vars::CODEBOX_REGISTRY).is_some()
             || npm_variable(env, vars::NPM_CONFIG_REGISTRY.name).is_some();
@@ -39,8 +34,22 @@ impl Sources {
                 Some((path, text))
             })
         };
-        Ok(Self { token_file, npmrc })
+        Ok(Self {
+            token_file,
+            write_token_file,
+            npmrc,
+        })
     }
+}
+
+/// The path `var` names and the file's text; a file that cannot be read is a mistake.
+fn read_named(env: &Env, var: &vars::Var) -> Result<Option<(String, String)>, ConfigError> {
+    let Some(path) = env.get(var) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(format!("{}={path}: {e}", var.name)))?;
+    Ok(Some((path.to_owned(), text)))
 }
 
 /// An npm variable, whose name npm reads in any case (`NPM_CONFIG_REGISTRY` too).

@@ -26,6 +26,9 @@ pub struct Store {
     files: Option<Arc<LocalFileSystem>>,
     /// The file store's root directory.
     root: Option<PathBuf>,
+    /// The file store, wherever its disk is: writes to it take a file lock (it has no conditional
+    /// update).
+    local: Option<Arc<LocalFileSystem>>,
 }
 
 impl Store {
@@ -35,6 +38,7 @@ impl Store {
             objects: store,
             files: None,
             root: None,
+            local: None,
         }
     }
 
@@ -48,8 +52,9 @@ impl Store {
         let on_local_disk = root.as_deref().is_some_and(on_local_disk);
         Self {
             objects: store.clone(),
-            files: on_local_disk.then_some(store),
+            files: on_local_disk.then(|| store.clone()),
             root,
+            local: Some(store),
         }
     }
 
@@ -66,6 +71,11 @@ impl Store {
     /// The file store, when its files are revalidated by `stat()`.
     pub(crate) fn local_files(&self) -> Option<&LocalFileSystem> {
         self.files.as_deref()
+    }
+
+    /// Where an object of a file store is on disk; `None` on any other store.
+    pub(crate) fn file_path(&self, key: &Path) -> Option<PathBuf> {
+        self.local.as_ref()?.path_to_filesystem(key).ok()
     }
 
     /// The root directory of a file store.

@@ -183,7 +183,7 @@ pub const STORE_CONNECT_TIMEOUT_MS: Var = Var::millis(
 pub const STORE_TIMEOUT_MS: Var = Var::millis(
     "DISTTAGS_STORE_TIMEOUT_MS",
     "30000",
-    "one store request, body included, and one lookup's store reads in all",
+    "one store request, body included, and one lookup's store reads (or one tag write's reads and writes) in all",
 );
 /// `DISTTAGS_STORE_RETRY_MS`.
 pub const STORE_RETRY_MS: Var = Var::millis(
@@ -229,6 +229,27 @@ pub const AUTH_TOKENS_FILE: Var = Var::text(
     Described("none"),
     SHIMS,
     "a file of `<sha256-hex> [name]` lines, same meaning; the name identifies the caller in log events",
+);
+/// `DISTTAGS_WRITES`.
+pub const WRITES: Var = Var::text(
+    "DISTTAGS_WRITES",
+    Value("off"),
+    SHIMS,
+    "who may change tags (`npm dist-tag add`/`rm`): `off`; `on` (`disttags`, `disttags-cloudrun`: a write token; Lambda, Azure: whoever the platform's authorizer lets through); `anyone` (anonymous, for a development server)",
+);
+/// `DISTTAGS_WRITE_TOKENS`.
+pub const WRITE_TOKENS: Var = Var::text(
+    "DISTTAGS_WRITE_TOKENS",
+    Described("none"),
+    SHIMS,
+    "comma-separated SHA-256 hex digests of tokens that may change tags (and read); read tokens stay read-only",
+);
+/// `DISTTAGS_WRITE_TOKENS_FILE`.
+pub const WRITE_TOKENS_FILE: Var = Var::text(
+    "DISTTAGS_WRITE_TOKENS_FILE",
+    Described("none"),
+    SHIMS,
+    "a file of `<sha256-hex> [name]` lines of write tokens; the name identifies the writer in log events",
 );
 /// `DISTTAGS_IDENTITY_PROXY`.
 pub const IDENTITY_PROXY: Var = Var::text(
@@ -356,6 +377,9 @@ pub const ALL: &[Var] = &[
     HEADER_TIMEOUT_MS,
     AUTH_TOKENS,
     AUTH_TOKENS_FILE,
+    WRITES,
+    WRITE_TOKENS,
+    WRITE_TOKENS_FILE,
     IDENTITY_PROXY,
     CODEBOX_BUCKET,
     CODEBOX_REGION,

@@ -157,7 +157,7 @@ pub fn host_request(
                 sent.method.clone(),
                 format!("/api{}", sent.path),
                 headers,
-                Bytes::new(),
+                Bytes::copy_from_slice(sent.body),
             )
         }
         HostMode::Envelope => {
@@ -172,6 +172,8 @@ pub fn host_request(
                     "Query": {},
                     "Headers": by_name,
                     "Params": { "path": sent.path.trim_start_matches('/') },
+                    // The host passes a text body as a string.
+                    "Body": if sent.body.is_empty() { Value::Null } else { Value::from(String::from_utf8_lossy(sent.body)) },
                 }},
                 "Metadata": { "sys": { "MethodName": FUNCTION, "UtcNow": "2026-01-01T00:00:00Z", "RandGuid": invocation } },
             });

@@ -169,6 +169,10 @@ fn accepted() -> Response<BoxBody> {
 /// Builds the event a trigger of `kind` would send for `sent`.
 pub fn event(kind: EventKind, sent: &Sent<'_>) -> String {
     let mut event: Value = serde_json::from_str(kind.template()).expect("template JSON");
+    if !sent.body.is_empty() {
+        event["body"] = Value::from(String::from_utf8_lossy(sent.body));
+        event["isBase64Encoded"] = Value::from(false);
+    }
     let (path, query) = sent.path.split_once('?').unwrap_or((sent.path, ""));
     let query_map: serde_json::Map<String, Value> = query
         .split('&')

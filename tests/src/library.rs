@@ -96,7 +96,12 @@ impl Transport for Library {
                     if let (Some(who), Some(add)) = (sent.identity, identity) {
                         headers.extend(add(who));
                     }
-                    let request = build(sent.method.clone(), sent.path, &headers, Bytes::new());
+                    let request = build(
+                        sent.method.clone(),
+                        sent.path,
+                        &headers,
+                        Bytes::copy_from_slice(sent.body),
+                    );
                     reply(handler.call(request).await)
                 }
                 Platform::Azure(handler, mode) => {

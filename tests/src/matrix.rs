@@ -46,6 +46,22 @@ pub enum Shim {
     LambdaUrl,
 }
 
+impl Shim {
+    /// What the shim's binary assumes when a variable is unset (Lambda and Azure: the platform's
+    /// authorizer guards the write routes).
+    pub fn defaults(self) -> Defaults {
+        match self {
+            Self::AzureProxy
+            | Self::AzureEnvelope
+            | Self::LambdaRest
+            | Self::LambdaHttp
+            | Self::LambdaAlb
+            | Self::LambdaUrl => Defaults::GUARDED,
+            Self::Core | Self::Local | Self::CloudRun => Defaults::CLOUD,
+        }
+    }
+}
+
 /// The constants the matrix macro names shims by.
 #[allow(non_upper_case_globals)]
 pub mod shim {
@@ -198,7 +214,7 @@ impl Fixture {
             vars.extend(owned(BROKEN_STORE));
         }
         vars.extend(target_vars(upstream, extra));
-        let config = Config::from_vars(vars, Defaults::CLOUD).expect("config");
+        let config = Config::from_vars(vars, self.shim.defaults()).expect("config");
         let (store, dir) = if self.store == StoreKind::BrokenS3
             || extra.iter().any(|(k, _)| *k == "DISTTAGS_STORE")
         {
@@ -308,7 +324,7 @@ async fn fresh_store(
 
 /// A bucket of its own on the shared moto server, seeded, and the environment that points a shim
 /// at it as a user would configure S3.
-async fn moto_bucket(
+pub async fn moto_bucket(
     objects: &[(&str, Vec<u8>)],
     upstream: &TestUpstream,
     extra: &[(&str, &str)],

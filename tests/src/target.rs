@@ -110,6 +110,8 @@ pub struct Sent<'a> {
     pub identity: Option<&'a Identity>,
     /// The request id the platform assigns, where the transport can choose it.
     pub request_id: Option<&'a str>,
+    /// The body (a tag write's version); empty for reads.
+    pub body: &'a [u8],
 }
 
 /// `GET`, for requests built without a method of their own.
@@ -124,6 +126,7 @@ impl<'a> Sent<'a> {
             headers: &[],
             identity: None,
             request_id: None,
+            body: &[],
         }
     }
 }
@@ -179,7 +182,9 @@ pub async fn handle(app: &App, sent: Sent<'_>) -> Reply {
     for (k, v) in sent.headers {
         builder = builder.header(*k, *v);
     }
-    let mut request = builder.body(Bytes::new()).expect("request");
+    let mut request = builder
+        .body(Bytes::copy_from_slice(sent.body))
+        .expect("request");
     request.extensions_mut().insert(RequestContext {
         identity: sent.identity.cloned(),
         request_id: sent.request_id.map(str::to_owned),
@@ -257,7 +262,14 @@ impl Transport for HttpProcess {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            raw_request(&self.addr, sent.method.clone(), sent.path, &headers).await
+            raw_request_body(
+                &self.addr,
+                sent.method.clone(),
+                sent.path,
+                &headers,
+                Bytes::copy_from_slice(sent.body),
+            )
+            .await
         })
     }
 
@@ -415,6 +427,17 @@ impl Target {
 
     /// Sends `method path` with `headers`; the path goes out byte for byte as given.
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send_body(method, path, headers, &[]).await
+    }
+
+    /// [`Self::send`] with a body.
+    pub async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         self.transport
             .send(Sent {
                 method: &method,
@@ -422,6 +445,7 @@ impl Target {
                 headers,
                 identity: None,
                 request_id: None,
+                body,
             })
             .await
     }
@@ -440,6 +464,7 @@ impl Target {
                 headers: &[],
                 identity: Some(identity),
                 request_id: None,
+                body: &[],
             })
             .await
     }

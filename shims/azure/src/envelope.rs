@@ -16,6 +16,10 @@ struct EnvelopeRequest {
     method: String,
     #[serde(default)]
     headers: BTreeMap<String, OneOrMany>,
+    /// The client's body: the host passes text as a string (anything else is taken as the JSON it
+    /// is).
+    #[serde(default)]
+    body: Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,7 +55,12 @@ pub(crate) fn parse_envelope(body: &[u8]) -> Result<Request<Bytes>, String> {
             }
         }
     }
-    builder.body(Bytes::new()).map_err(|e| e.to_string())
+    let body = match req.body {
+        Value::Null => Bytes::new(),
+        Value::String(text) => Bytes::from(text),
+        other => Bytes::from(other.to_string()),
+    };
+    builder.body(body).map_err(|e| e.to_string())
 }
 
 /// The path and query of an absolute URL, kept byte for byte (no normalisation of `%2f` or `..`).

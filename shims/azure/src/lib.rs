@@ -101,7 +101,7 @@ pub async fn serve(env: Env) -> Result<(), String> {
             ));
         }
     };
-    let config = Config::from_env(&env, Defaults::CLOUD).map_err(|e| e.to_string())?;
+    let config = Config::from_env(&env, Defaults::GUARDED).map_err(|e| e.to_string())?;
     let prefix = host::route_prefix(&host::host_json_path(&env))?;
     let base_path = base_path(&prefix, &config.base_path);
     let app = config

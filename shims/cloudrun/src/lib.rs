@@ -23,6 +23,9 @@ pub async fn serve(env: Env) -> Result<(), String> {
     let context = context_for(proxy)?;
     let config = Config::from_env(&env, Defaults::CLOUD).map_err(|e| e.to_string())?;
     let app = config.build_app().map_err(|e| e.to_string())?;
+    if let Some(warning) = config.writes_warning() {
+        eprintln!("{NAME}: {warning}");
+    }
     if proxy.is_none() {
         // Deployments from before this setting read IAP's header unasked: say why it is ignored.
         eprintln!(

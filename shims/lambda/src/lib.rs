@@ -78,7 +78,8 @@ async fn handle(app: &App, request: Request) -> Response<Body> {
     for (name, value) in request.headers() {
         core = core.header(name, value);
     }
-    let response = match core.uri(uri.as_str()).body(bytes::Bytes::new()) {
+    let body = bytes::Bytes::copy_from_slice(request.body().as_ref());
+    let response = match core.uri(uri.as_str()).body(body) {
         Ok(mut core) => {
             core.extensions_mut().insert(context);
             app.handle(core).await

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let config = Config::from_env(&Env::from_process(), Defaults::CLOUD);
+        let config = Config::from_env(&Env::from_process(), Defaults::GUARDED);
         let function = match config.and_then(|c| c.build_app()) {
             Ok(app) => Function::new(app),
             Err(e) => {

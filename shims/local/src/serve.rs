@@ -26,6 +26,9 @@ pub async fn serve(listen: Option<SocketAddr>, config: Config, env: &Env) -> Res
         |u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or("")),
     );
     eprintln!("disttags: store {}, upstream {upstream}", config.store);
+    if let Some(warning) = config.writes_warning() {
+        eprintln!("disttags: {warning}");
+    }
     if config
         .upstream
         .as_ref()
