@@ -9,7 +9,7 @@ use disttags_core::sha256;
 use disttags_core::vars;
 use disttags_core::{Config, Defaults};
 use disttags_tests::{packument, repo_root};
-use http::{Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use object_store::aws::AmazonS3ConfigKey;
 use object_store::azure::AzureConfigKey;
 use object_store::gcp::GoogleConfigKey;
@@ -171,7 +171,32 @@ fn azure_settings() -> Vec<(String, String)> {
 
 /// The container's `DISTTAGS_*` environment in the Cloud Run service.
 fn cloud_run_settings() -> Vec<(String, String)> {
-    let service = read("infra/gcp/service.yaml");
+    cloud_run_settings_in(&read("infra/gcp/service.yaml"))
+}
+
+/// The command `service.yaml` and the deploy guide give for rendering the service with writes on.
+const CLOUD_RUN_WRITES_SED: &str = r"sed -e '/ #-writes$/d' -e 's/^\( *\)#+writes /\1/'";
+
+/// `service.yaml` as [`CLOUD_RUN_WRITES_SED`] renders it: lines ending in ` #-writes` dropped, the
+/// `#+writes ` marker taken off the lines it starts.
+fn cloud_run_with_writes(service: &str) -> String {
+    let mut out = String::new();
+    for line in service.lines() {
+        if line.ends_with(" #-writes") {
+            continue;
+        }
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        match line[indent..].strip_prefix("#+writes ") {
+            Some(rest) => out.push_str(&format!("{}{rest}", &line[..indent])),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The container's `DISTTAGS_*` environment in a rendering of the Cloud Run service.
+fn cloud_run_settings_in(service: &str) -> Vec<(String, String)> {
     let lines: Vec<&str> = service.lines().map(str::trim).collect();
     let mut out = Vec::new();
     for (i, line) in lines.iter().enumerate() {
@@ -180,6 +205,7 @@ fn cloud_run_settings() -> Vec<(String, String)> {
                 .iter()
                 .find(|l| !l.starts_with('#'))
                 .and_then(|l| l.strip_prefix("value: "))
+                .map(|v| v.split(" #").next().unwrap_or(v).trim())
                 .unwrap_or_else(|| panic!("service.yaml: DISTTAGS_{key} has no literal value"));
             out.push((
                 format!("DISTTAGS_{key}"),
@@ -200,13 +226,50 @@ fn get<'a>(settings: &'a [(String, String)], key: &str) -> Option<&'a str> {
 /// What the core, configured as a template configures it (on a memory store holding two packages),
 /// answers to `GET path` with an optional bearer token.
 fn answer(settings: &[(String, String)], path: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut answers = exchange(
+        settings,
+        Defaults::CLOUD,
+        &[Call {
+            method: Method::GET,
+            path: path.to_owned(),
+            body: None,
+            token,
+        }],
+    );
+    answers.remove(0)
+}
+
+/// One request to the core.
+struct Call<'a> {
+    method: Method,
+    path: String,
+    body: Option<&'a str>,
+    token: Option<&'a str>,
+}
+
+/// The packages the core's memory store holds in [`exchange`]: two the read tests ask for, and two
+/// whose `latest` is a version they have, for the write tests to tag.
+const SEED: [(&str, &str); 4] = [
+    ("left-pad", r#"{"latest":"1.3.0"}"#),
+    ("@scope/pkg", r#"{"latest":"2.0.0"}"#),
+    ("tagged", r#"{"latest":"1.0.0"}"#),
+    ("@scope/tagged", r#"{"latest":"1.0.0"}"#),
+];
+
+/// What the core, configured as a template configures it (as the shim does, with `defaults`) on a
+/// memory store holding [`SEED`], answers to `calls`, made one after the other to one app.
+fn exchange(
+    settings: &[(String, String)],
+    defaults: Defaults,
+    calls: &[Call<'_>],
+) -> Vec<(StatusCode, String)> {
     let mut vars = settings.to_vec();
     for (key, value) in &mut vars {
         if key == "DISTTAGS_STORE" {
             *value = "memory://".into();
         }
     }
-    let config = Config::from_vars(vars, Defaults::CLOUD)
+    let config = Config::from_vars(vars, defaults)
         .unwrap_or_else(|e| panic!("the code refuses the template's settings {settings:?}: {e}"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -214,10 +277,7 @@ fn answer(settings: &[(String, String)], path: &str, token: Option<&str>) -> (St
         .expect("runtime");
     runtime.block_on(async {
         let app = config.build_app().expect("app");
-        for (name, tags) in [
-            ("left-pad", r#"{"latest":"1.3.0"}"#),
-            ("@scope/pkg", r#"{"latest":"2.0.0"}"#),
-        ] {
+        for (name, tags) in SEED {
             app.store()
                 .put(
                     &StorePath::from(format!("{name}/index.json")),
@@ -226,18 +286,103 @@ fn answer(settings: &[(String, String)], path: &str, token: Option<&str>) -> (St
                 .await
                 .expect("seed");
         }
-        let mut request = Request::get(path);
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
+        let mut answers = Vec::new();
+        for call in calls {
+            let mut request = Request::builder()
+                .method(call.method.clone())
+                .uri(call.path.as_str());
+            if let Some(token) = call.token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            if call.body.is_some() {
+                request = request.header("content-type", "application/json");
+            }
+            let body = call
+                .body
+                .map(|b| Bytes::from(b.to_owned()))
+                .unwrap_or_default();
+            let response = app.handle(request.body(body).expect("request")).await;
+            answers.push((
+                response.status(),
+                String::from_utf8_lossy(response.body()).into_owned(),
+            ));
         }
-        let response = app
-            .handle(request.body(Bytes::new()).expect("request"))
-            .await;
-        (
-            response.status(),
-            String::from_utf8_lossy(response.body()).into_owned(),
-        )
+        answers
     })
+}
+
+/// `settings` with `key` set to `value`.
+fn with(settings: &[(String, String)], key: &str, value: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> =
+        settings.iter().filter(|(k, _)| k != key).cloned().collect();
+    out.push((key.to_owned(), value.to_owned()));
+    out
+}
+
+/// What `npm dist-tag add tagged@1.0.0 beta` and then `npm dist-tag rm tagged beta` get, for the
+/// package `tagged` and the scoped `@scope/tagged`, under `base`: each write's status, and the
+/// `beta` tag a read sees after it.
+fn tag_round_trip(
+    settings: &[(String, String)],
+    defaults: Defaults,
+    base: &str,
+    token: Option<&str>,
+) -> Vec<(StatusCode, Option<String>)> {
+    let mut calls = Vec::new();
+    for name in ["tagged", "@scope%2ftagged"] {
+        let tags = format!("{base}/-/package/{name}/dist-tags");
+        for (method, body) in [(Method::PUT, Some("\"1.0.0\"")), (Method::DELETE, None)] {
+            calls.push(Call {
+                method,
+                path: format!("{tags}/beta"),
+                body,
+                token,
+            });
+            calls.push(Call {
+                method: Method::GET,
+                path: tags.clone(),
+                body: None,
+                token,
+            });
+        }
+    }
+    // The events the writes log are not what is tested here.
+    let settings = with(settings, "DISTTAGS_LOG", "none");
+    let answers = exchange(&settings, defaults, &calls);
+    answers
+        .chunks(2)
+        .map(|pair| {
+            let (write, _) = &pair[0];
+            let (read, tags) = &pair[1];
+            assert_eq!(*read, StatusCode::OK, "the read after a write: {tags}");
+            let tags: Value = serde_json::from_str(tags).expect("dist-tags JSON");
+            (*write, tags["beta"].as_str().map(str::to_owned))
+        })
+        .collect()
+}
+
+/// [`tag_round_trip`] as it goes when the writes succeed: set, then gone, for both packages.
+fn tags_written() -> Vec<(StatusCode, Option<String>)> {
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        out.push((StatusCode::OK, Some("1.0.0".to_owned())));
+        out.push((StatusCode::OK, None));
+    }
+    out
+}
+
+/// The statuses of [`tag_round_trip`]'s writes, success folded into 200.
+fn write_statuses(trip: &[(StatusCode, Option<String>)]) -> Vec<(StatusCode, Option<String>)> {
+    trip.iter()
+        .map(|(status, beta)| {
+            let status = if status.is_success() {
+                StatusCode::OK
+            } else {
+                *status
+            };
+            (status, beta.clone())
+        })
+        .collect()
 }
 
 #[test]
@@ -439,7 +584,10 @@ fn azure_routes_reach_the_registry_paths() {
     let trigger = &function["bindings"][0];
     assert_eq!(trigger["type"], "httpTrigger");
     assert_eq!(trigger["route"], "{*path}", "one catch-all trigger");
-    assert_eq!(trigger["methods"], serde_json::json!(["get"]));
+    assert_eq!(
+        trigger["methods"],
+        serde_json::json!(["get", "put", "delete"])
+    );
     assert_eq!(
         function["bindings"][1]["name"], "res",
         "the envelope answer goes in Outputs.res"
@@ -607,4 +755,650 @@ fn the_deploy_guide_names_only_files_that_exist() {
         assert!(readme.contains(file) && repo_root().join(file).is_file());
     }
     assert!(named >= 8, "the guide names the files it deploys ({named})");
+}
+
+/// The SAM template's resources: each logical id with the lines under it.
+fn sam_resources(sam: &str) -> Vec<(String, String)> {
+    let body = sam
+        .split("\nResources:\n")
+        .nth(1)
+        .and_then(|r| r.split("\nOutputs:\n").next())
+        .expect("template.yaml: Resources, then Outputs");
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in body.lines() {
+        let id = line
+            .strip_prefix("  ")
+            .and_then(|l| l.strip_suffix(':'))
+            .filter(|l| !l.starts_with([' ', '#']));
+        match (id, out.last_mut()) {
+            (Some(id), _) => out.push((id.to_owned(), String::new())),
+            (None, Some((_, block))) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+fn sam_resource<'a>(resources: &'a [(String, String)], id: &str) -> &'a str {
+    resources
+        .iter()
+        .find(|(i, _)| i == id)
+        .map(|(_, block)| block.as_str())
+        .unwrap_or_else(|| panic!("template.yaml: no resource {id}"))
+}
+
+/// A resource's property (or attribute) line, `    Key: value`, at any depth under it.
+fn sam_property<'a>(block: &'a str, key: &str) -> Option<&'a str> {
+    block
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(&format!("{key}: ")))
+}
+
+/// The condition a resource is created under.
+fn sam_resource_condition(block: &str) -> Option<&str> {
+    block
+        .lines()
+        .find_map(|l| l.strip_prefix("    Condition: "))
+}
+
+/// The items of a YAML flow sequence's inside (`a, !Not [b, c], d`), split at the top level.
+fn flow_items(list: &str) -> Vec<&str> {
+    let (mut depth, mut start, mut out) = (0, 0, Vec::new());
+    for (i, c) in list.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(list[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(list[start..].trim());
+    out
+}
+
+/// Whether the SAM condition `name` can hold only when `Writes` is `on`: it is `WritesOn`, or an
+/// `!And` with a term that is.
+fn implies_writes(sam: &str, name: &str) -> bool {
+    if name == "WritesOn" {
+        return true;
+    }
+    let conditions = sam
+        .split("\nConditions:\n")
+        .nth(1)
+        .and_then(|c| c.split("\n\n").next())
+        .expect("template.yaml: Conditions");
+    let Some(definition) = conditions
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("  {name}: ")))
+    else {
+        return false;
+    };
+    definition
+        .strip_prefix("!And [")
+        .and_then(|d| d.strip_suffix(']'))
+        .is_some_and(|terms| {
+            flow_items(terms).iter().any(|term| {
+                term.strip_prefix("!Condition ")
+                    .is_some_and(|c| implies_writes(sam, c))
+            })
+        })
+}
+
+/// The conditions of the `- !If` list items around byte `at` of the SAM template, innermost first.
+fn enclosing_ifs(sam: &str, at: usize) -> Vec<String> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let start = sam[..at].rfind('\n').map_or(0, |i| i + 1);
+    let mut bound = indent(&sam[start..]);
+    let before: Vec<&str> = sam[..start].lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in before.iter().enumerate().rev() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') || indent(line) >= bound {
+            continue;
+        }
+        bound = indent(line);
+        if line.trim() == "- !If"
+            && let Some(condition) = before.get(i + 1).and_then(|l| l.trim().strip_prefix("- "))
+        {
+            out.push(condition.to_owned());
+        }
+        if bound == 0 {
+            break;
+        }
+    }
+    out
+}
+
+/// Whether a SAM resource lets PUT or DELETE through: a route, a method or an invoke permission.
+fn sam_writes_method(block: &str) -> bool {
+    let route = sam_property(block, "RouteKey")
+        .is_some_and(|k| k.contains("PUT ") || k.contains("DELETE "));
+    let method = matches!(sam_property(block, "HttpMethod"), Some("PUT" | "DELETE"));
+    route || method || block.contains("/PUT/") || block.contains("/DELETE/")
+}
+
+/// The path an HTTP API route key of the template routes for `method` under `base` ("" at the root).
+fn http_route_path(block: &str, method: &str, base: &str) -> String {
+    let key = sam_property(block, "RouteKey").expect("a RouteKey");
+    let items = key
+        .strip_prefix("!If [AtRoot, ")
+        .and_then(|k| k.strip_suffix(']'))
+        .map(flow_items)
+        .unwrap_or_else(|| {
+            panic!("the route key {key} has a form for the root and one under BasePath")
+        });
+    let key = if base.is_empty() {
+        items[0].trim_matches('"').to_owned()
+    } else {
+        items[1]
+            .strip_prefix("!Sub ")
+            .expect("a !Sub under BasePath")
+            .trim_matches('"')
+            .replace("${BasePath}", base)
+    };
+    key.strip_prefix(&format!("{method} "))
+        .unwrap_or_else(|| panic!("{key} is a {method} route"))
+        .to_owned()
+}
+
+/// Whether an API Gateway route path (a greedy `{proxy+}` last) takes `path`.
+fn route_takes(route: &str, path: &str) -> bool {
+    match route.strip_suffix("{proxy+}") {
+        Some(prefix) => path.len() > prefix.len() && path.starts_with(prefix),
+        None => route == path,
+    }
+}
+
+#[test]
+fn every_template_leaves_writes_off_by_default() {
+    // The function's environment, parameters at their defaults, says off...
+    for (platform, settings) in [
+        ("aws", aws_settings()),
+        ("azure", azure_settings()),
+        ("gcp", cloud_run_settings()),
+    ] {
+        assert_eq!(
+            get(&settings, "DISTTAGS_WRITES").unwrap_or("off"),
+            "off",
+            "{platform}: writes are off unless the deployer turns them on"
+        );
+        for key in ["DISTTAGS_WRITE_TOKENS", "DISTTAGS_WRITE_TOKENS_FILE"] {
+            assert_eq!(
+                get(&settings, key),
+                None,
+                "{platform} names no write token by default"
+            );
+        }
+    }
+    // ... from a parameter whose only other value is on.
+    let sam = read("infra/aws/template.yaml");
+    assert!(sam.contains("          DISTTAGS_WRITES: !Ref Writes\n"));
+    assert!(sam.contains(
+        "\n  Writes:\n    Type: String\n    AllowedValues: [\"off\", \"on\"]\n    Default: \"off\"\n"
+    ));
+    let bicep = read("infra/azure/main.bicep");
+    assert!(bicep.contains("{ name: 'DISTTAGS_WRITES', value: writes }"));
+    assert!(bicep.contains("@allowed([ 'off', 'on' ])\nparam writes string = 'off'\n"));
+
+    // And the code, so configured, refuses a write with 403 (the shims behind a platform authorizer
+    // read their configuration as guarded; Cloud Run's does not).
+    let tokens = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(tokens.path(), format!("{} alice\n", hex(b"s3cret"))).expect("write tokens");
+    let gcp = with(
+        &cloud_run_settings(),
+        "DISTTAGS_AUTH_TOKENS_FILE",
+        &tokens.path().display().to_string(),
+    );
+    for (platform, settings, defaults, token) in [
+        ("aws", aws_settings(), Defaults::GUARDED, None),
+        ("azure", azure_settings(), Defaults::GUARDED, None),
+        ("gcp", gcp, Defaults::CLOUD, Some("s3cret")),
+    ] {
+        let statuses: Vec<StatusCode> = tag_round_trip(&settings, defaults, "", token)
+            .into_iter()
+            .map(|(status, beta)| {
+                assert_eq!(beta, None, "{platform}: nothing was written");
+                status
+            })
+            .collect();
+        assert_eq!(statuses, [StatusCode::FORBIDDEN; 4], "{platform}");
+    }
+}
+
+#[test]
+fn aws_grants_writes_only_with_the_writes_parameter() {
+    let sam = read("infra/aws/template.yaml");
+    assert!(sam.contains("\n  WritesOn: !Equals [!Ref Writes, \"on\"]\n"));
+    assert!(implies_writes(&sam, "HttpApiWrites") && implies_writes(&sam, "RestApiWrites"));
+    assert!(!implies_writes(&sam, "RestApiReadOnly") && !implies_writes(&sam, "UseHttpApi"));
+
+    // The role: every action that changes objects is in a policy that exists only with writes on.
+    let mut writes = 0;
+    for (at, line) in sam.match_indices("Action:") {
+        // The rest of the line, and the `- action` lines under it, up to the next key.
+        let actions: String = sam[at + line.len()..]
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with(|c: char| c.is_ascii_uppercase()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let changes = [
+            "s3:Put",
+            "s3:Delete",
+            "s3:*",
+            "s3:Abort",
+            "s3:Restore",
+            "s3:Replicate",
+        ]
+        .iter()
+        .any(|a| actions.contains(a));
+        let deny = sam[..at]
+            .rfind("Effect: ")
+            .is_some_and(|e| sam[e..at].starts_with("Effect: Deny"));
+        if changes && !deny {
+            assert_eq!(
+                enclosing_ifs(&sam, at).first().map(String::as_str),
+                Some("WritesOn"),
+                "{actions} is granted only under WritesOn"
+            );
+            writes += 1;
+        }
+    }
+    assert_eq!(writes, 1, "one statement grants s3:PutObject");
+    let put = sam.find("Action: s3:PutObject").expect("s3:PutObject");
+    assert!(
+        sam[put..]
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("Resource: !Sub"))
+            && sam[put..]
+                .lines()
+                .nth(2)
+                .is_some_and(|l| l.ends_with("s3:::${Bucket}/*\"")),
+        "on the bucket's objects only"
+    );
+
+    // Every route, method and permission that lets PUT or DELETE through exists only with writes on.
+    let resources = sam_resources(&sam);
+    let mut kinds = Vec::new();
+    for (id, block) in &resources {
+        if !sam_writes_method(block) {
+            continue;
+        }
+        let condition = sam_resource_condition(block)
+            .unwrap_or_else(|| panic!("{id} lets writes through, unconditionally"));
+        assert!(
+            implies_writes(&sam, condition),
+            "{id}: Condition {condition}"
+        );
+        kinds.push(sam_property(block, "Type").expect("Type").to_owned());
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "AWS::ApiGateway::Method",
+            "AWS::ApiGateway::Method",
+            "AWS::ApiGatewayV2::Route",
+            "AWS::ApiGatewayV2::Route",
+            "AWS::Lambda::Permission",
+            "AWS::Lambda::Permission",
+        ],
+        "PUT and DELETE: HTTP API routes, REST methods, invoke permissions"
+    );
+    assert_ne!(sam_default(&sam, "WriteScope"), "");
+    for id in ["HttpApiPutRoute", "HttpApiDeleteRoute"] {
+        let block = sam_resource(&resources, id);
+        assert_eq!(sam_resource_condition(block), Some("HttpApiWrites"));
+        assert_eq!(
+            sam_property(block, "AuthorizationType"),
+            Some("JWT"),
+            "{id}"
+        );
+        assert_eq!(
+            sam_property(block, "AuthorizerId"),
+            Some("!Ref HttpApiAuthorizer"),
+            "{id}"
+        );
+        assert!(
+            block.contains("      AuthorizationScopes:\n        - !Ref WriteScope\n"),
+            "{id} needs the write scope"
+        );
+    }
+    for id in ["RestApiProxyPut", "RestApiProxyDelete"] {
+        let block = sam_resource(&resources, id);
+        assert_eq!(sam_resource_condition(block), Some("RestApiWrites"));
+        assert_eq!(
+            sam_property(block, "AuthorizationType"),
+            Some("CUSTOM"),
+            "{id}"
+        );
+        assert_eq!(
+            sam_property(block, "AuthorizerId"),
+            Some("!Ref RestApiAuthorizer"),
+            "{id}"
+        );
+        assert_eq!(
+            sam_property(block, "ResourceId"),
+            Some("!Ref RestApiProxyResource")
+        );
+    }
+    // The REST stage serves a deployment made with the write methods only when writes are on.
+    assert_eq!(
+        sam_property(sam_resource(&resources, "RestApiStage"), "DeploymentId"),
+        Some("!If [WritesOn, !Ref RestApiWriteDeployment, !Ref RestApiDeployment]")
+    );
+    let with_writes = sam_resource(&resources, "RestApiWriteDeployment");
+    assert_eq!(sam_resource_condition(with_writes), Some("RestApiWrites"));
+    let depends = sam_property(with_writes, "DependsOn").expect("DependsOn");
+    assert!(depends.contains("RestApiProxyPut") && depends.contains("RestApiProxyDelete"));
+    let read_only = sam_resource(&resources, "RestApiDeployment");
+    assert_eq!(sam_resource_condition(read_only), Some("RestApiReadOnly"));
+    assert_eq!(
+        sam_property(read_only, "DependsOn"),
+        Some("RestApiProxyGet")
+    );
+}
+
+#[test]
+fn azure_grants_writes_only_with_the_writes_parameter() {
+    let bicep = read("infra/azure/main.bicep");
+    // Azure's built-in role ids.
+    assert!(bicep.contains("var blobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'\n"));
+    assert!(bicep.contains("var blobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'\n"));
+    assert!(
+        bicep.contains(
+            "var packumentRole = writes == 'on' ? blobDataContributor : blobDataReader\n"
+        )
+    );
+    // Each role assignment: the packuments' container gets packumentRole, and Contributor is
+    // granted directly only on the package container, to the deployer.
+    let mut on_packuments = 0;
+    for block in bicep.split("\nresource ").skip(1) {
+        let Some(block) = block
+            .split_once(" 'Microsoft.Authorization/roleAssignments@")
+            .map(|(_, b)| b.split("\n}\n").next().unwrap_or(b))
+        else {
+            continue;
+        };
+        let scope = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("scope: "))
+            .expect("an assignment's scope");
+        let role = block
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', ")
+            })
+            .and_then(|r| r.strip_suffix(')'))
+            .expect("a built-in role");
+        assert!(
+            block.contains(&format!("name: guid({scope}.id, "))
+                && block.contains(&format!(", {role})\n")),
+            "an assignment's name is derived from its scope and role (a role cannot change)"
+        );
+        match scope {
+            "container" | "storage" => {
+                assert_eq!(role, "packumentRole", "the packuments get packumentRole");
+                on_packuments += 1;
+            }
+            "packageContainer" | "hostStorage" => assert_ne!(role, "packumentRole"),
+            other => panic!("a role assignment on {other}"),
+        }
+    }
+    assert_eq!(on_packuments, 1);
+    // function.json is static: it takes the write methods always, and the handler refuses them
+    // while DISTTAGS_WRITES is off (every_template_leaves_writes_off_by_default).
+    let function = json("infra/azure/disttags/function.json");
+    assert_eq!(
+        function["bindings"][0]["methods"],
+        serde_json::json!(["get", "put", "delete"])
+    );
+}
+
+/// The hex SHA-256 of `token`, as token files hold it.
+fn hex(token: &[u8]) -> String {
+    sha256(token).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn cloud_run_grants_writes_only_with_writes_on() {
+    let service = read("infra/gcp/service.yaml");
+    assert!(
+        service.contains(CLOUD_RUN_WRITES_SED),
+        "service.yaml gives the render command"
+    );
+    assert!(
+        read("infra/README.md").contains(CLOUD_RUN_WRITES_SED),
+        "so does the deploy guide"
+    );
+    // By default, no write token file and no second secret: they are in comments only...
+    assert!(
+        service
+            .lines()
+            .filter(|l| l.contains("write-token") || l.contains("WRITE_TOKENS"))
+            .all(|l| l.trim_start().starts_with('#')),
+        "service.yaml mounts no write tokens by default"
+    );
+    // ... which the writes rendering adds.
+    let rendered = cloud_run_with_writes(&service);
+    let settings = cloud_run_settings_in(&rendered);
+    assert_eq!(get(&settings, "DISTTAGS_WRITES"), Some("on"));
+    let file = get(&settings, "DISTTAGS_WRITE_TOKENS_FILE").expect("a write token file");
+    let (dir, item) = file.rsplit_once('/').expect("a path");
+    assert!(
+        rendered.contains(&format!(
+            "            - name: write-tokens\n              mountPath: {dir}\n              readOnly: true\n"
+        )),
+        "{dir} is mounted"
+    );
+    assert!(rendered.contains(&format!(
+        "        - name: write-tokens\n          secret:\n            secretName: disttags-write-token-hashes\n            items:\n              - key: latest\n                path: {item}\n"
+    )));
+    assert_eq!(
+        cloud_run_settings_in(&rendered).len(),
+        cloud_run_settings().len() + 1,
+        "the rendering adds the write token file and changes nothing else"
+    );
+
+    // The code, configured so: a write needs a write token, which also reads.
+    let (reads, writes) = (
+        tempfile::NamedTempFile::new().expect("temp file"),
+        tempfile::NamedTempFile::new().expect("temp file"),
+    );
+    std::fs::write(reads.path(), format!("{} alice\n", hex(b"reader"))).expect("write tokens");
+    std::fs::write(writes.path(), format!("{} ci\n", hex(b"writer"))).expect("write tokens");
+    let settings = with(
+        &with(
+            &settings,
+            "DISTTAGS_AUTH_TOKENS_FILE",
+            &reads.path().display().to_string(),
+        ),
+        "DISTTAGS_WRITE_TOKENS_FILE",
+        &writes.path().display().to_string(),
+    );
+    let put = |token: Option<&'static str>| {
+        exchange(
+            &with(&settings, "DISTTAGS_LOG", "none"),
+            Defaults::CLOUD,
+            &[Call {
+                method: Method::PUT,
+                path: "/-/package/tagged/dist-tags/beta".into(),
+                body: Some("\"1.0.0\""),
+                token,
+            }],
+        )
+        .remove(0)
+        .0
+    };
+    assert_eq!(put(None), StatusCode::UNAUTHORIZED);
+    assert_eq!(put(Some("reader")), StatusCode::FORBIDDEN);
+    assert_eq!(
+        write_statuses(&tag_round_trip(
+            &settings,
+            Defaults::CLOUD,
+            "",
+            Some("writer")
+        )),
+        tags_written()
+    );
+}
+
+/// What `infra/gcp/iam.sh PROJECT BUCKET` asks gcloud, run with `writes` as WRITES against a gcloud
+/// that records its arguments and reports `bound` as the service account's other bucket role:
+/// the script's exit status and one line per gcloud call.
+#[cfg(unix)]
+fn iam_sh(writes: Option<&str>, bound: &str) -> (bool, Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().expect("temp dir");
+    let log = bin.path().join("calls");
+    let gcloud = bin.path().join("gcloud");
+    std::fs::write(
+        &gcloud,
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$GCLOUD_CALLS\"\ncase \"$*\" in *get-iam-policy*) printf '%s' \"$GCLOUD_BOUND\" ;; esac\n",
+    )
+    .expect("fake gcloud");
+    std::fs::set_permissions(&gcloud, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(repo_root().join("infra/gcp/iam.sh"))
+        .args(["proj", "bkt"])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.path().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("GCLOUD_CALLS", &log)
+        .env("GCLOUD_BOUND", bound)
+        .env_remove("WRITES");
+    if let Some(writes) = writes {
+        command.env("WRITES", writes);
+    }
+    let output = command.output().expect("bash runs iam.sh");
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    (
+        output.status.success(),
+        calls.lines().map(str::to_owned).collect(),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn iam_sh_grants_bucket_writes_only_with_writes_on() {
+    let member = "--member serviceAccount:disttags-reader@proj.iam.gserviceaccount.com";
+    let bucket = |verb: &str, role: &str| {
+        format!(
+            "storage buckets {verb}-iam-policy-binding gs://bkt --project proj {member} --role {role}"
+        )
+    };
+    let secret = |name: &str| {
+        format!(
+            "secrets add-iam-policy-binding {name} --project proj {member} --role roles/secretmanager.secretAccessor"
+        )
+    };
+    let (viewer, user) = ("roles/storage.objectViewer", "roles/storage.objectUser");
+    for writes in [None, Some("off"), Some("on")] {
+        let on = writes == Some("on");
+        let (grant, other) = if on { (user, viewer) } else { (viewer, user) };
+        for bound in ["", other] {
+            let (ok, calls) = iam_sh(writes, bound);
+            assert!(ok, "WRITES={writes:?}: {calls:?}");
+            let has = |call: &str| calls.iter().any(|c| c == call);
+            assert!(
+                has(&bucket("add", grant)),
+                "WRITES={writes:?} grants {grant}: {calls:?}"
+            );
+            assert!(!has(&bucket("add", other)), "and not {other}");
+            assert!(
+                calls.iter().any(|c| c.contains("get-iam-policy gs://bkt")
+                    && c.contains(&format!("bindings.role=\"{other}\""))),
+                "it looks for {other}"
+            );
+            assert_eq!(
+                has(&bucket("remove", other)),
+                !bound.is_empty(),
+                "and removes it if bound"
+            );
+            assert!(has(&secret("disttags-token-hashes")));
+            assert_eq!(has(&secret("disttags-write-token-hashes")), on);
+            assert!(
+                calls
+                    .iter()
+                    .all(|c| !c.contains("remove-iam-policy-binding") || c.contains(other)),
+                "it removes nothing else"
+            );
+        }
+    }
+    let (ok, calls) = iam_sh(Some("yes"), "");
+    assert!(!ok && calls.is_empty(), "an unknown WRITES changes nothing");
+}
+
+#[test]
+fn write_routes_reach_the_registry_write_paths() {
+    // The shims whose platform authorizer guards the write routes read DISTTAGS_WRITES=on as
+    // "the authorizer decides"; Cloud Run's needs write tokens (cloud_run_grants_writes_only_with_writes_on).
+    assert!(read("shims/lambda/src/main.rs").contains("Defaults::GUARDED"));
+    assert!(read("shims/azure/src/lib.rs").contains("Defaults::GUARDED"));
+    assert!(read("shims/cloudrun/src/lib.rs").contains("Defaults::CLOUD"));
+
+    // AWS: the HTTP API's write routes take the write paths under BasePath, and the REST API's
+    // methods sit on the same greedy root resource as GET; the function answers them there.
+    let sam = read("infra/aws/template.yaml");
+    let resources = sam_resources(&sam);
+    assert_eq!(
+        sam_property(sam_resource(&resources, "RestApiProxyPut"), "ResourceId"),
+        sam_property(sam_resource(&resources, "RestApiProxyGet"), "ResourceId")
+    );
+    for base in ["", "/registry"] {
+        for (id, method) in [("HttpApiPutRoute", "PUT"), ("HttpApiDeleteRoute", "DELETE")] {
+            let route = http_route_path(sam_resource(&resources, id), method, base);
+            for name in ["tagged", "@scope%2ftagged", "@scope/tagged"] {
+                let path = format!("{base}/-/package/{name}/dist-tags/beta");
+                assert!(route_takes(&route, &path), "{id} ({route}) takes {path}");
+            }
+            assert!(
+                !route_takes(&route, &format!("{base}/-/ping")),
+                "{id} ({route}) takes only package paths"
+            );
+        }
+        let settings = with(
+            &with(&aws_settings(), "DISTTAGS_WRITES", "on"),
+            "DISTTAGS_BASE_PATH",
+            if base.is_empty() { "/" } else { base },
+        );
+        assert_eq!(
+            write_statuses(&tag_round_trip(&settings, Defaults::GUARDED, base, None)),
+            tags_written(),
+            "aws under {base:?}"
+        );
+    }
+
+    // Azure: the catch-all trigger takes PUT and DELETE; the shim serves under the route prefix.
+    let prefix = json("infra/azure/host.json")["extensions"]["http"]["routePrefix"]
+        .as_str()
+        .expect("routePrefix")
+        .to_owned();
+    let settings = with(
+        &with(&azure_settings(), "DISTTAGS_WRITES", "on"),
+        "DISTTAGS_BASE_PATH",
+        &format!("/{prefix}"),
+    );
+    assert_eq!(
+        write_statuses(&tag_round_trip(
+            &settings,
+            Defaults::GUARDED,
+            &format!("/{prefix}"),
+            None
+        )),
+        tags_written(),
+        "azure"
+    );
 }

@@ -1,9 +1,10 @@
 // disttags on Azure Functions (Linux, custom handler): a Function App running disttags-azure, a
 // storage account whose private blob container holds the packuments ({name}/index.json), and the
-// app's managed identity with read-only access to that container. The app runs the zip it finds at
-// the `packageUrl` output, fetched with its identity: upload the package there and restart the app
-// (infra/README.md). Linux Consumption cannot take `func azure functionapp publish` when the host's
-// storage is reached by identity (no shared keys), which is why the package is uploaded directly.
+// app's managed identity with read-only access to that container (read and write with writes='on',
+// for npm dist-tag add and rm). The app runs the zip it finds at the `packageUrl` output, fetched
+// with its identity: upload the package there and restart the app (infra/README.md). Linux
+// Consumption cannot take `func azure functionapp publish` when the host's storage is reached by
+// identity (no shared keys), which is why the package is uploaded directly.
 
 @description('Prefix of every resource name.')
 param name string = 'disttags'
@@ -29,11 +30,17 @@ param authClientId string
 @description('Object id of the user or service principal that uploads the app package (az ad signed-in-user show --query id); empty grants nothing.')
 param deployerPrincipalId string = ''
 
+@description('on: every caller App Service Authentication admits may set and remove dist-tags (npm dist-tag add|rm), and the app may write the packuments. off: the app refuses writes (403) and may only read.')
+@allowed([ 'off', 'on' ])
+param writes string = 'off'
+
 var storageName = toLower(take('${replace(name, '-', '')}${uniqueString(resourceGroup().id)}', 24))
 // Built-in roles: Storage Blob Data Reader (read and list blobs, nothing more), Owner, Contributor.
 var blobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 var blobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var blobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+// The app's role on the packuments: writing a tag rewrites {name}/index.json, which needs Contributor.
+var packumentRole = writes == 'on' ? blobDataContributor : blobDataReader
 // Where the app package is uploaded to and run from (WEBSITE_RUN_FROM_PACKAGE).
 var packageContainerName = 'releases'
 var packageName = 'disttags.zip'
@@ -91,7 +98,7 @@ resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@20
 }
 
 // The Functions host keeps its own state (leases, keys) in a separate account, so that the app's
-// identity never holds more than read access to the packuments.
+// identity holds no more on the packuments' account than packumentAccess below grants.
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_59:A consumption-plan Function App cannot use private endpoints; shared keys are off and access is by Entra identity.
   // checkov:skip=CKV_AZURE_43:The name is computed (lower-case letters and digits, at most 24), which checkov cannot evaluate.
@@ -206,6 +213,7 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'AZURE_STORAGE_ACCOUNT_NAME', value: storage.name }
         { name: 'DISTTAGS_UPSTREAM', value: upstreamRegistry }
         { name: 'DISTTAGS_LOG', value: logSink }
+        { name: 'DISTTAGS_WRITES', value: writes }
       ]
     }
   }
@@ -248,13 +256,16 @@ resource auth 'Microsoft.Web/sites/config@2023-12-01' = {
   }
 }
 
-resource readPackuments 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(container.id, app.id, blobDataReader)
+// Reader, or Contributor with writes='on'. An assignment's role cannot change, so each role has its
+// own assignment name; a deployment in the default (incremental) mode removes none, so turning writes
+// off again leaves the Contributor assignment until you delete it (infra/README.md).
+resource packumentAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(container.id, app.id, packumentRole)
   scope: container
   properties: {
     principalId: app.identity.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataReader)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', packumentRole)
   }
 }
 
