@@ -19,12 +19,20 @@ need() {
 # install_tools GROUP|TOOL...: scripts/install-tools (the one installer, every version pinned there).
 install_tools() { "$repo/scripts/install-tools" "$@" || die "scripts/install-tools $* failed"; }
 
+# The profile the benchmarks build: `release` (fat LTO, codegen-units 1, stripped: the binaries users
+# get, and the README's figures) unless DISTTAGS_BENCH_PROFILE names another. scripts/bench-smoke sets
+# `smoke` (Cargo.toml: the release profile without LTO), which builds in a fraction of the time and
+# exercises the same code; its figures are not the README's.
+bench_profile="${DISTTAGS_BENCH_PROFILE:-release}"
+# shellcheck disable=SC2034 # used by the scripts that source this
+bin="${CARGO_TARGET_DIR:-$repo/target}/$bench_profile"
+
 # Every release binary the benchmarks run, built by one command with the same packages each time:
 # Cargo unifies dependency features over the packages it is given, so building other subsets would
-# compile (and fat-LTO link) the dependencies again for each script.
+# compile (and link) the dependencies again for each script.
 build_release() {
-  say "building the release binaries (the same set for every benchmark)"
-  cargo build --release --locked -q -p disttags -p disttags-cloudrun -p disttags-azure \
+  say "building the $bench_profile binaries (the same set for every benchmark)"
+  cargo build --profile "$bench_profile" --locked -q -p disttags -p disttags-cloudrun -p disttags-azure \
     -p disttags-lambda -p disttags-bench
 }
 

@@ -57,7 +57,6 @@ fi
 
 cd "$repo"
 build_release
-bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 
 bench_work=$(mktemp -d)
 trap bench_cleanup EXIT

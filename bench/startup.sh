@@ -35,7 +35,6 @@ build_release
 # The Runtime API emulator the Lambda shim polls: a test-suite tool, so a debug build (its speed is not
 # what is measured, and the tests have usually built it already).
 build_debug
-bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 runtime_api="${CARGO_TARGET_DIR:-$repo/target}/debug/runtime_api"
 
 bench_work=$(mktemp -d)
@@ -57,7 +56,7 @@ command -v file >/dev/null 2>&1 && stripped=$(for s in "${shims[@]}"; do file -b
 
 echo
 echo "$machine"
-echo "release profile (fat LTO, codegen-units 1, strip); $starts starts per shim; load: $requests requests cycling is-odd, left-pad, react, typescript (HTTP shims: wrk -t1 -c10; Lambda: one invocation after another through the emulator)"
+echo "$bench_profile profile$([ "$bench_profile" = release ] && echo ' (fat LTO, codegen-units 1, strip)'); $starts starts per shim; load: $requests requests cycling is-odd, left-pad, react, typescript (HTTP shims: wrk -t1 -c10; Lambda: one invocation after another through the emulator)"
 [ -n "$stripped" ] && echo "note: some binaries are not stripped"
 echo
 python3 - "$results" "$requests" <<'EOF'

@@ -266,8 +266,10 @@ impl Config {
         let writes = match env.get(&vars::WRITES) {
             None | Some("off") => Writes::Off,
             Some("anyone") => Writes::Anyone,
-            Some("on") if defaults.platform_guards_writes => Writes::Platform,
+            // Write tokens, where set, guard writes on every platform: behind an authorizer that
+            // lets every reader through, they are what tells writers from readers.
             Some("on") if auth.has_writers() => Writes::Tokens,
+            Some("on") if defaults.platform_guards_writes => Writes::Platform,
             Some("on") => {
                 return Err(bad(
                     "DISTTAGS_WRITES=on needs a write token: set DISTTAGS_WRITE_TOKENS or \
@@ -384,6 +386,42 @@ mod tests {
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_vars(pairs.iter().copied(), Defaults::LOCAL)
+    }
+
+    #[test]
+    fn who_may_write() {
+        let hash = "a".repeat(64);
+        let on = |defaults, tokens: bool| {
+            let mut pairs = vec![("DISTTAGS_WRITES", "on")];
+            if tokens {
+                pairs.push(("DISTTAGS_WRITE_TOKENS", hash.as_str()));
+            }
+            Config::from_vars(pairs, defaults).map(|c| c.writes)
+        };
+        assert_eq!(cfg(&[]).map(|c| c.writes), Ok(Writes::Off));
+        assert_eq!(on(Defaults::LOCAL, true), Ok(Writes::Tokens));
+        assert!(
+            on(Defaults::LOCAL, false)
+                .expect_err("on needs a token")
+                .0
+                .contains("DISTTAGS_WRITE_TOKENS")
+        );
+        let guarded = Defaults {
+            store: Some("memory://"),
+            ..Defaults::GUARDED
+        };
+        assert_eq!(on(guarded, false), Ok(Writes::Platform));
+        // Write tokens set behind an authorizer still guard writes.
+        assert_eq!(on(guarded, true), Ok(Writes::Tokens));
+        let anyone = cfg(&[("DISTTAGS_WRITES", "anyone")]).expect("anyone");
+        assert_eq!(anyone.writes, Writes::Anyone);
+        assert!(anyone.writes_warning().is_some());
+        assert!(
+            cfg(&[("DISTTAGS_WRITES", "yes")])
+                .expect_err("typo")
+                .0
+                .contains("off, on or anyone")
+        );
     }
 
     #[test]

@@ -102,33 +102,32 @@ impl<'a> Packument<'a> {
             out.extend_from_slice(&bytes[value.end..]);
             return out;
         }
-        match self.member {
-            Some(member) => {
-                let cut = removal(bytes, member);
-                let mut rest = Vec::with_capacity(bytes.len() - (cut.end - cut.start));
-                rest.extend_from_slice(&bytes[..cut.start]);
-                rest.extend_from_slice(&bytes[cut.end..]);
-                at_front(&rest, &json)
-            }
-            None => at_front(bytes, &json),
-        }
+        let cut = self.member.map(|member| removal(bytes, member));
+        at_front(bytes, cut, &json)
     }
 }
 
-/// `document` (one JSON object) with `"dist-tags":json` as its first member.
-fn at_front(document: &[u8], json: &[u8]) -> Vec<u8> {
+/// `document` (one JSON object) without the bytes `cut` (the old member, if any) and with
+/// `"dist-tags":json` as its first member, written once into one buffer.
+fn at_front(document: &[u8], cut: Option<Span>, json: &[u8]) -> Vec<u8> {
     // The document was checked: its first non-space byte is its `{`.
     let open = document.iter().position(|b| *b == b'{').unwrap_or_default();
-    let after = &document[open + 1..];
-    let empty = after.trim_ascii_start().first() == Some(&b'}');
-    let mut out = Vec::with_capacity(document.len() + json.len() + 16);
+    let cut = cut.unwrap_or(Span {
+        start: open + 1,
+        end: open + 1,
+    });
+    let (between, rest) = (&document[open + 1..cut.start], &document[cut.end..]);
+    // Empty once the old member is gone: nothing but blanks before the closing `}`.
+    let empty = between.trim_ascii().is_empty() && rest.trim_ascii_start().first() == Some(&b'}');
+    let mut out = Vec::with_capacity(document.len() - (cut.end - cut.start) + json.len() + 13);
     out.extend_from_slice(&document[..=open]);
     out.extend_from_slice(b"\"dist-tags\":");
     out.extend_from_slice(json);
     if !empty {
         out.push(b',');
     }
-    out.extend_from_slice(after);
+    out.extend_from_slice(between);
+    out.extend_from_slice(rest);
     out
 }
 

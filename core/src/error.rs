@@ -125,6 +125,9 @@ pub enum Error {
     /// The tag name or the `PUT` body is not one a write takes; nothing was read.
     #[error("{0}")]
     InvalidTag(#[from] InvalidTag),
+    /// The tags would grow past what a read takes ([`crate::extract::MAX_DIST_TAGS_LEN`]).
+    #[error("the package's dist-tags would be larger than 1 MiB: remove tags before adding more")]
+    TooManyTags,
     /// `DELETE` of `latest`, which every package must keep.
     #[error("the latest tag cannot be removed: point it at another version instead")]
     LatestRequired,
@@ -190,6 +193,7 @@ impl Error {
             | Self::InvalidTag(_)
             | Self::LatestRequired
             | Self::VersionNotFound { .. } => StatusCode::BAD_REQUEST,
+            Self::TooManyTags => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RouteNotFound
             | Self::PackageNotFound(_)
             | Self::NotStored(_)

@@ -52,3 +52,4 @@ pub use tags::{InvalidTag, MAX_WRITE_BODY};
 pub use upstream::{HttpUpstream, Upstream};
 pub use vars::Env;
 pub use via::deployment_name;
+pub use write::put_packument;

@@ -73,8 +73,13 @@ pub(crate) fn version_from_body(body: &[u8]) -> Result<String, InvalidTag> {
         InvalidTag("the request body must be the version as a JSON string, e.g. \"1.4.0\"".into())
     })?;
     let version = version.trim();
-    if version.is_empty() || version.chars().any(char::is_control) {
+    if version.is_empty() {
         return Err(InvalidTag("the version must not be empty".into()));
+    }
+    if version.chars().any(char::is_control) || version.len() > 256 {
+        return Err(InvalidTag(
+            "the version must be one line of at most 256 bytes".into(),
+        ));
     }
     Ok(version.to_owned())
 }
@@ -86,8 +91,13 @@ fn url_safe(byte: u8) -> bool {
 
 /// Whether `semver.validRange(tag)` (node-semver, not loose) accepts a URL-safe tag. With no spaces,
 /// `|`, `<`, `>`, `=`, `^` or `+` left, a range is one comparator: an optional `~`, any number of
-/// `v`, then an X-range `1`, `1.x`, `1.2.*` or a version `1.2.3` with an optional prerelease.
+/// `v`, then an X-range `1`, `1.x`, `1.2.*` or a version `1.2.3` with an optional prerelease. node-semver
+/// also drops the first `*` of a comparator before it reads it (`1.2.3*`, `*1.2.3` are ranges).
 fn is_semver_range(tag: &str) -> bool {
+    comparator(tag) || (tag.contains('*') && comparator(&tag.replacen('*', "", 1)))
+}
+
+fn comparator(tag: &str) -> bool {
     let rest = tag.strip_prefix('~').unwrap_or(tag);
     let rest = rest.trim_start_matches('v');
     let (core, prerelease) = match rest.split_once('-') {

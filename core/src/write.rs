@@ -10,12 +10,12 @@ use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
 
 use object_store::path::Path;
-use object_store::{GetOptions, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{GetOptions, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use tokio::time::Instant;
 
 use crate::edit::{Packument, Unwritable};
 use crate::error::Error;
-use crate::extract::DistTags;
+use crate::extract::{DistTags, MAX_DIST_TAGS_LEN};
 use crate::ids::random_u64;
 use crate::names::PackageName;
 use crate::store::Store;
@@ -123,22 +123,29 @@ impl TagWriter {
         let key = name.packument_key();
         let deadline = Instant::now() + self.budget;
         let mut ceiling = FIRST_PAUSE;
+        let blocking_deadline = std::time::Instant::now() + self.budget;
         let mut attempts = 0;
         loop {
             attempts += 1;
+            // A conditional write that failed may have landed all the same (a 5xx retried by the
+            // client, then refused as changed): a later attempt that finds the change made takes it
+            // as its own.
+            let retried = attempts > 1;
             let attempt = match self.store.file_path(key) {
                 Some(path) => {
                     let (name, change) = (name.clone(), change.clone());
-                    tokio::task::spawn_blocking(move || file_attempt(&path, &name, &change))
-                        .await
-                        .unwrap_or_else(|e| {
-                            Err(Error::FileWrite {
-                                path: key.to_string(),
-                                source: std::io::Error::other(e.to_string()),
-                            })
-                        })?
+                    tokio::task::spawn_blocking(move || {
+                        file_attempt(&path, &name, &change, retried, blocking_deadline)
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(Error::FileWrite {
+                            path: key.to_string(),
+                            source: std::io::Error::other(e.to_string()),
+                        })
+                    })?
                 }
-                None => self.object_attempt(name, change).await?,
+                None => self.object_attempt(name, change, retried).await?,
             };
             if let Attempt::Done(mut written) = attempt {
                 written.attempts = attempts;
@@ -158,7 +165,12 @@ impl TagWriter {
     }
 
     /// Reads the object and its version, and writes the change back on that version.
-    async fn object_attempt(&self, name: &PackageName, change: &Change) -> Result<Attempt, Error> {
+    async fn object_attempt(
+        &self,
+        name: &PackageName,
+        change: &Change,
+        retried: bool,
+    ) -> Result<Attempt, Error> {
         let key = name.packument_key();
         let objects = self.store.object_store();
         let read = match objects.get_opts(key, GetOptions::default()).await {
@@ -179,7 +191,7 @@ impl TagWriter {
             ));
         }
         let bytes = read.bytes().await.map_err(|e| store_error(key, e))?;
-        let (document, written) = match apply(name, &bytes, change)? {
+        let (document, written) = match apply(name, &bytes, change, retried)? {
             Applied::Unchanged(written) => return Ok(Attempt::Done(written)),
             Applied::Changed(document, written) => (document, written),
         };
@@ -189,7 +201,8 @@ impl TagWriter {
             .await
         {
             Ok(_) => Ok(Attempt::Done(written)),
-            // Changed, or removed, since it was read: the next read says which.
+            // Changed (S3 reports a conflict under load as 409), or removed, since it was read:
+            // the next read says which.
             Err(
                 object_store::Error::Precondition { .. }
                 | object_store::Error::AlreadyExists { .. }
@@ -217,8 +230,14 @@ fn unwritable(key: &Path, why: &str) -> Error {
     }
 }
 
-/// The change applied to one version of the document.
-fn apply(name: &PackageName, bytes: &[u8], change: &Change) -> Result<Applied, Error> {
+/// The change applied to one version of the document. `retried`: an earlier attempt's write may
+/// have landed, so a tag already removed counts as removed by this write.
+fn apply(
+    name: &PackageName,
+    bytes: &[u8],
+    change: &Change,
+    retried: bool,
+) -> Result<Applied, Error> {
     let key = name.packument_key();
     let packument =
         Packument::parse(bytes, change.version()).map_err(|source| Error::Unwritable {
@@ -250,6 +269,15 @@ fn apply(name: &PackageName, bytes: &[u8], change: &Change) -> Result<Applied, E
         }
         Change::Remove { .. } => {
             if tags.remove(tag).is_none() {
+                if retried {
+                    return Ok(Applied::Unchanged(Written {
+                        tags,
+                        old: None,
+                        new: None,
+                        changed: false,
+                        attempts: 0,
+                    }));
+                }
                 return Err(Error::TagNotFound {
                     name: name.to_string(),
                     tag: tag.to_owned(),
@@ -258,6 +286,10 @@ fn apply(name: &PackageName, bytes: &[u8], change: &Change) -> Result<Applied, E
             None
         }
     };
+    if tags.to_json().len() > MAX_DIST_TAGS_LEN {
+        // Readers refuse a larger value: no write may make the package unreadable.
+        return Err(Error::TooManyTags);
+    }
     let document = packument.with_tags(&tags);
     Ok(Applied::Changed(
         document,
@@ -274,37 +306,129 @@ fn apply(name: &PackageName, bytes: &[u8], change: &Change) -> Result<Applied, E
 /// One attempt on a file store, on a blocking thread: lock the document (the file itself, so that
 /// every process on the host agrees), read it, and replace it by a renamed temporary file. A crash
 /// leaves the old document or the new one, never a torn one.
-fn file_attempt(path: &FsPath, name: &PackageName, change: &Change) -> Result<Attempt, Error> {
+fn file_attempt(
+    path: &FsPath,
+    name: &PackageName,
+    change: &Change,
+    retried: bool,
+    deadline: std::time::Instant,
+) -> Result<Attempt, Error> {
     let io = |source| Error::FileWrite {
         path: path.display().to_string(),
         source,
     };
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotStored(name.to_string()));
-        }
-        Err(e) => return Err(io(e)),
+    let file = match lock_document(path).map_err(io)? {
+        Locked::Yes(file) => file,
+        Locked::Busy => return Ok(Attempt::Conflict),
+        Locked::Missing => return Err(Error::NotStored(name.to_string())),
     };
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Ok(Attempt::Conflict),
-        Err(TryLockError::Error(e)) => return Err(io(e)),
-    }
-    // A writer that held the lock may have renamed a new document over the one opened here.
-    if !is_current(&file, path).map_err(io)? {
-        return Ok(Attempt::Conflict);
-    }
-    let mut bytes = Vec::new();
+    let size = file.metadata().map_err(io)?.len();
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or_default());
     (&file).read_to_end(&mut bytes).map_err(io)?;
-    match apply(name, &bytes, change)? {
+    match apply(name, &bytes, change, retried)? {
         Applied::Unchanged(written) => Ok(Attempt::Done(written)),
         Applied::Changed(document, written) => {
+            // Past the budget the client has had its answer: write nothing it was not told of.
+            if std::time::Instant::now() >= deadline {
+                return Ok(Attempt::Conflict);
+            }
             replace(path, &file, &document).map_err(io)?;
             Ok(Attempt::Done(written))
         }
     }
     // The lock goes with `file`.
+}
+
+/// The outcome of trying to lock a document of the file store.
+enum Locked {
+    /// Locked, and still the file at its path.
+    Yes(File),
+    /// Another writer holds it, or replaced it while this one waited: try again.
+    Busy,
+    /// There is no such file.
+    Missing,
+}
+
+/// Takes the exclusive lock on the document at `path` without waiting. The file is opened for
+/// writing too: on NFS, `flock` is emulated with a write lock, which needs a file open for writing.
+fn lock_document(path: &FsPath) -> std::io::Result<Locked> {
+    let file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Locked::Missing),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(Locked::Busy),
+        Err(TryLockError::Error(e)) => return Err(e),
+    }
+    // A writer that held the lock may have renamed a new document over the one opened here.
+    if is_current(&file, path)? {
+        Ok(Locked::Yes(file))
+    } else {
+        Ok(Locked::Busy)
+    }
+}
+
+/// Stores a whole packument, as `disttags import` does. On a file store it takes the lock a tag
+/// write takes, so that neither replaces the other's document unseen; elsewhere it is one put.
+pub async fn put_packument(store: &Store, key: &Path, document: Vec<u8>) -> Result<(), Error> {
+    let Some(path) = store.file_path(key) else {
+        return store
+            .object_store()
+            .put(key, PutPayload::from(document))
+            .await
+            .map(|_| ())
+            .map_err(|source| Error::StoreWrite {
+                key: key.to_string(),
+                source,
+            });
+    };
+    let document = std::sync::Arc::new(document);
+    let io = |source| Error::FileWrite {
+        path: path.display().to_string(),
+        source,
+    };
+    let deadline = Instant::now() + crate::vars::STORE_TIMEOUT_MS.default_duration();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (target, bytes) = (path.clone(), document.clone());
+        let done = tokio::task::spawn_blocking(move || put_file(&target, &bytes))
+            .await
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?
+            .map_err(io)?;
+        if done {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::WriteConflict {
+                key: key.to_string(),
+                attempts,
+            });
+        }
+        tokio::time::sleep(FIRST_PAUSE).await;
+    }
+}
+
+/// One attempt of [`put_packument`] on a file store; `false` when another writer holds the file.
+fn put_file(path: &FsPath, document: &[u8]) -> std::io::Result<bool> {
+    match lock_document(path)? {
+        Locked::Yes(file) => replace(path, &file, document).map(|()| true),
+        Locked::Busy => Ok(false),
+        Locked::Missing => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            // A new document: nothing to lose; two importers of one new package, the last wins.
+            replace(
+                path,
+                &File::open(path.parent().unwrap_or(FsPath::new(".")))?,
+                document,
+            )
+            .map(|()| true)
+        }
+    }
 }
 
 /// Whether `file` is still the one at `path`.
@@ -333,8 +457,19 @@ fn replace(path: &FsPath, old: &File, document: &[u8]) -> std::io::Result<()> {
             .write(true)
             .create_new(true)
             .open(&staged)?;
-        file.set_permissions(old.metadata()?.permissions())?;
+        let before = old.metadata()?;
+        if before.is_file() {
+            file.set_permissions(before.permissions())?;
+        }
         file.write_all(document)?;
+        // A later mtime than the old file's, so that a same-size document on a reused inode never
+        // has the old one's stamp (inode, mtime, size) and ETag.
+        let now = std::time::SystemTime::now();
+        let after_old = before
+            .modified()
+            .map(|m| m + Duration::from_millis(1))
+            .unwrap_or(now);
+        file.set_modified(now.max(after_old))?;
         file.sync_all()?;
         std::fs::rename(&staged, path)
     })();

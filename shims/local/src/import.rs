@@ -4,8 +4,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use disttags_core::{Config, PackageName, extract::extract};
-use object_store::{ObjectStoreExt, PutPayload};
+use disttags_core::{Config, PackageName, Store, extract::extract, put_packument};
 
 #[derive(serde::Deserialize)]
 struct Head {
@@ -16,7 +15,7 @@ pub async fn import(config: Config, files: &[PathBuf]) -> Result<(), String> {
     let store = config.build_store().map_err(|e| e.to_string())?;
     let mut failed = 0;
     for file in files {
-        match import_one(store.object_store().as_ref(), file).await {
+        match import_one(&store, file).await {
             Ok(line) => println!("{line}"),
             Err(e) => {
                 failed += 1;
@@ -30,10 +29,7 @@ pub async fn import(config: Config, files: &[PathBuf]) -> Result<(), String> {
     }
 }
 
-async fn import_one(
-    store: &dyn object_store::ObjectStore,
-    file: &PathBuf,
-) -> Result<String, String> {
+async fn import_one(store: &Store, file: &PathBuf) -> Result<String, String> {
     let raw = std::fs::read(file).map_err(|e| e.to_string())?;
     let document = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
@@ -51,8 +47,8 @@ async fn import_one(
     let tags = extract(&document).map_err(|e| e.to_string())?;
     let key = name.packument_key();
     let size = document.len();
-    store
-        .put(key, PutPayload::from(document))
+    // On a file store, under the lock a tag write takes: neither replaces the other's document unseen.
+    put_packument(store, key, document)
         .await
         .map_err(|e| format!("writing {key} failed: {e}"))?;
     Ok(format!(
