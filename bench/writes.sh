@@ -4,7 +4,8 @@
 # start; `.tail`: dist-tags last, as Verdaccio writes them):
 #   - `disttags serve` (release build, DISTTAGS_WRITES=anyone) on a file store (a write: read the
 #     packument, change the dist-tags bytes, write a temp file and rename it, under a file lock);
-#   - the same on S3, moto's emulator (started by tests/emulators/run.py; the write is conditional,
+#   - the same on S3, on moto's emulator and on SeaweedFS (started by tests/emulators/run.py, as the
+#     tests start them; the write is conditional,
 #     If-Match on the ETag it read);
 #   - Verdaccio 6 (pinned, installed by scripts/install-tools into .tools/verdaccio), no uplinks, the
 #     packument in its storage (`storage/typescript/package.json`), an htpasswd user created through
@@ -47,7 +48,7 @@ need python3
 need gzip
 need node "Node.js 20 or later, for Verdaccio and npm"
 need npm "npm, the CLI whose dist-tag add is timed"
-install_tools verdaccio moto
+install_tools verdaccio moto seaweedfs
 verdaccio_version=$(node -p "require('$tools/verdaccio/node_modules/verdaccio/package.json').version")
 check_packuments "${layouts[@]/#/$name.}"
 # Nothing here may go through a proxy.
@@ -166,24 +167,33 @@ measure() {
     "${times[*]}" "$before" "$peak" "$failed" "$npm_took" "$npm_result" "$first" >>"$results"
 }
 
-# --- disttags: a file store and S3 (moto) ---------------------------------------------------------
-moto_port=$(free_port)
-python3 "$repo/tests/emulators/run.py" moto --port "$moto_port" --data "$work/moto" --bucket "$bucket" \
-  --tools "$tools" </dev/null >"$work/moto.ready" 2>"$work/moto.log" &
-bench_pids+=($!)
-moto_pid=$!
-for _ in $(seq 1800); do
-  grep -q '^READY ' "$work/moto.ready" && break
-  kill -0 "$moto_pid" 2>/dev/null || die "moto did not start: $(tail -5 "$work/moto.log")"
-  sleep 0.05
-done
-grep -q '^READY ' "$work/moto.ready" || die "moto not ready after 90 s: $(tail -5 "$work/moto.log")"
-# Its READY line: the environment object_store reads (AWS_ENDPOINT, AWS_ALLOW_HTTP, keys, region,
-# bucket) and DISTTAGS_STORE=s3://bucket.
-mapfile -t s3_env < <(sed -n 's/^READY //p' "$work/moto.ready" |
-  python3 -c 'import json, sys; [print(f"{k}={v}") for k, v in json.load(sys.stdin).items()]')
+# --- disttags: a file store, and S3 on moto and on SeaweedFS ---------------------------------------
+# start_emulator KIND: starts it with tests/emulators/run.py (as the tests do); its READY line is the
+# environment object_store reads (AWS_ENDPOINT, AWS_ALLOW_HTTP, keys, region, bucket,
+# DISTTAGS_STORE=s3://bucket), kept in $work/KIND.env, one VAR=value a line.
+start_emulator() {
+  local kind=$1 port pid
+  port=$(free_port)
+  python3 "$repo/tests/emulators/run.py" "$kind" --port "$port" --data "$work/$kind" --bucket "$bucket" \
+    --tools "$tools" </dev/null >"$work/$kind.ready" 2>"$work/$kind.log" &
+  pid=$!
+  bench_pids+=("$pid")
+  for _ in $(seq 1800); do
+    grep -q '^READY ' "$work/$kind.ready" && break
+    kill -0 "$pid" 2>/dev/null || die "$kind did not start: $(tail -5 "$work/$kind.log")"
+    sleep 0.05
+  done
+  grep -q '^READY ' "$work/$kind.ready" || die "$kind not ready after 90 s: $(tail -5 "$work/$kind.log")"
+  sed -n 's/^READY //p' "$work/$kind.ready" |
+    python3 -c 'import json, sys; [print(f"{k}={v}") for k, v in json.load(sys.stdin).items()]' >"$work/$kind.env"
+  emulator_pid=$pid
+}
+start_emulator moto
+moto_pid=$emulator_pid
+start_emulator seaweedfs
+seaweedfs_pid=$emulator_pid
 
-for store in file s3; do
+for store in file s3 seaweedfs; do
   for layout in "${layouts[@]}"; do
     src=$shared/$name.$layout.json.gz
     if [ "$store" = file ]; then
@@ -191,7 +201,7 @@ for store in file s3; do
       store_env=()
     else
       url=s3://$bucket
-      store_env=("${s3_env[@]}")
+      mapfile -t store_env <"$work/$([ "$store" = s3 ] && echo moto || echo seaweedfs).env"
     fi
     # A fresh copy of this layout (on S3 it replaces the object the previous cell wrote).
     env "${store_env[@]}" DISTTAGS_LOG=none "$bin/disttags" import --store "$url" "$src" >/dev/null
@@ -208,6 +218,7 @@ for store in file s3; do
   done
 done
 stop_server "$moto_pid"
+stop_server "$seaweedfs_pid"
 
 # --- Verdaccio ------------------------------------------------------------------------------------
 for layout in "${layouts[@]}"; do
@@ -259,7 +270,7 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 notes = [l.rstrip("\n") for l in open(sys.argv[2]) if l.strip()]
 size, name, tag, va, vb = int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
 mib = lambda kib: kib / 1024
-stores = {"file": "file", "s3": "S3 (moto)", "storage": "its storage"}
+stores = {"file": "file", "s3": "S3 (moto)", "seaweedfs": "S3 (SeaweedFS)", "storage": "its storage"}
 medians = {}
 
 def ms(v):
@@ -283,7 +294,7 @@ print()
 for layout in dict.fromkeys(r[2] for r in rows):
     v = medians.get(("verdaccio", "storage", layout))
     parts = [f"{stores[s]} {v / medians[('disttags', s, layout)]:.0f}×"
-             for s in ("file", "s3") if v and medians.get(("disttags", s, layout))]
+             for s in ("file", "s3", "seaweedfs") if v and medians.get(("disttags", s, layout))]
     print(f"- {name}.{layout}: Verdaccio median ÷ disttags median: {', '.join(parts) or '-'}")
 print()
 print(f"One `npm dist-tag add {name}@VERSION {tag}` per row (wall time of the npm process, node's start-up included):")
