@@ -21,11 +21,11 @@ install_tools() { "$repo/scripts/install-tools" "$@" || die "scripts/install-too
 
 # The profile the benchmarks build: `release` (fat LTO, codegen-units 1, stripped: the binaries users
 # get, and the README's figures) unless DISTTAGS_BENCH_PROFILE names another. scripts/bench-smoke sets
-# `smoke` (Cargo.toml: the release profile without LTO), which builds in a fraction of the time and
-# exercises the same code; its figures are not the README's.
+# `dev`, the test command's own build, so that CI compiles nothing more for it; its figures are not
+# the README's.
 bench_profile="${DISTTAGS_BENCH_PROFILE:-release}"
 # shellcheck disable=SC2034 # used by the scripts that source this
-bin="${CARGO_TARGET_DIR:-$repo/target}/$bench_profile"
+bin="${CARGO_TARGET_DIR:-$repo/target}/$([ "$bench_profile" = dev ] && echo debug || echo "$bench_profile")"
 
 # Every release binary the benchmarks run, built by one command with the same packages each time:
 # Cargo unifies dependency features over the packages it is given, so building other subsets would

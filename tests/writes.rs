@@ -148,15 +148,16 @@ async fn a_write_keeps_every_byte_outside_dist_tags_and_reads_stay_one_prefix() 
 
 /// Two `disttags serve` processes over one store: writes that alternate between them end with the
 /// last one, and writers racing through both leave every tag.
-async fn two_processes(vars: Vec<(String, String)>) {
+async fn two_processes(vars: Vec<(String, String)>, name: &str) {
     let a = Target::local_with(vars.clone());
     let b = Target::local_with(vars);
-    let put = |t: &'static str, version: &'static str| {
+    let put = |t: &str, version: &str| {
         (
-            format!("/-/package/@scope%2fpkg/dist-tags/{t}"),
+            format!("/-/package/{name}/dist-tags/{t}"),
             serde_json::to_vec(version).expect("json"),
         )
     };
+    let read_path = format!("/-/package/{name}/dist-tags");
     for round in 0..6 {
         let target = if round % 2 == 0 { &a } else { &b };
         let version = if round % 2 == 0 { "1.0.0" } else { "2.0.0" };
@@ -172,13 +173,13 @@ async fn two_processes(vars: Vec<(String, String)>) {
         assert_eq!(reply.status, 200, "round {round}: {:?}", reply.body);
         // The other process sees it on its very next read.
         let other = if round % 2 == 0 { &b } else { &a };
-        let shown = other.get("/-/package/@scope%2fpkg/dist-tags").await;
+        let shown = other.get(&read_path).await;
         assert_eq!(shown.json()["alt"], version, "round {round}");
     }
     let tags: Vec<String> = (0..16).map(|i| format!("r{i:02}")).collect();
     let writes = tags.iter().enumerate().map(|(i, tag)| {
         let target = if i % 2 == 0 { &a } else { &b };
-        let path = format!("/-/package/@scope%2fpkg/dist-tags/{tag}");
+        let path = format!("/-/package/{name}/dist-tags/{tag}");
         async move {
             target
                 .send_body(
@@ -194,7 +195,7 @@ async fn two_processes(vars: Vec<(String, String)>) {
         assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
     for target in [&a, &b] {
-        let shown = target.get("/-/package/@scope%2fpkg/dist-tags").await.json();
+        let shown = target.get(&read_path).await.json();
         assert_eq!(shown["alt"], "2.0.0", "the last write won");
         for tag in &tags {
             assert_eq!(shown[tag], "1.0.0", "{tag} lost: {shown}");
@@ -214,7 +215,44 @@ async fn two_server_processes_on_one_file_store() {
     let upstream = TestUpstream::start(&[], true).await;
     let (_dir, vars) =
         process_store(&two_versions(), &upstream, &[("DISTTAGS_WRITES", "anyone")]).await;
-    two_processes(vars).await;
+    two_processes(vars, "@scope%2fpkg").await;
+}
+
+/// The same on the shared SeaweedFS and Azurite emulators: one package of this test's own in the
+/// emulator's bucket, both processes configured as a user configures that store.
+async fn two_processes_on(kind: disttags_tests::emulator::Kind) {
+    let emulator = disttags_tests::matrix::shared(kind);
+    let name = format!("two-processes-{}-{}", kind.as_str(), std::process::id());
+    let document = format!(
+        r#"{{"_id":"{name}","name":"{name}","dist-tags":{{"latest":"1.0.0"}},"versions":{{"1.0.0":{{}},"2.0.0":{{}}}}}}"#
+    );
+    emulator
+        .client()
+        .put(
+            &Path::from(format!("{name}/index.json")),
+            document.into_bytes().into(),
+        )
+        .await
+        .expect("seed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut vars = vec![
+        ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
+        ("HOME".to_owned(), dir.path().display().to_string()),
+        ("DISTTAGS_UPSTREAM".to_owned(), "off".to_owned()),
+        ("DISTTAGS_WRITES".to_owned(), "anyone".to_owned()),
+    ];
+    vars.extend(emulator.vars(&[]));
+    two_processes(vars, &name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_on_one_seaweedfs_bucket() {
+    two_processes_on(disttags_tests::emulator::Kind::SeaweedFs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_on_one_azurite_container() {
+    two_processes_on(disttags_tests::emulator::Kind::Azurite).await;
 }
 
 /// moto's conditional write is not atomic under concurrency: here the two processes only

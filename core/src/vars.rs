@@ -359,6 +359,14 @@ pub const PACKUMENTS: Var = Var::text(
     "the directory of real (gzipped) packuments the tests and benchmarks read",
 );
 
+/// `DISTTAGS_BENCH_PROFILE`.
+pub const BENCH_PROFILE: Var = Var::text(
+    "DISTTAGS_BENCH_PROFILE",
+    Value("release"),
+    &[Program::Tests],
+    "the Cargo profile the benchmark scripts build and run: `release` (the README's figures) or `dev` (`scripts/bench-smoke`: the test command's build, nothing more to compile)",
+);
+
 /// The whole table, in the README's order.
 pub const ALL: &[Var] = &[
     STORE,
@@ -395,6 +403,7 @@ pub const ALL: &[Var] = &[
     LAMBDA_RUNTIME_API,
     TOOLS,
     PACKUMENTS,
+    BENCH_PROFILE,
 ];
 
 /// The README's configuration table, from [`ALL`].
