@@ -155,6 +155,9 @@ pub fn build_store(
             "DISTTAGS_STORE={url}: the bucket or container name is missing"
         )));
     }
+    if let Some(mistake) = plain_http(parsed.scheme(), options) {
+        return Err(bad(mistake));
+    }
     crate::tls::install();
     let client = ClientOptions::new()
         .with_timeout(timeouts.store_total)
@@ -201,9 +204,109 @@ pub fn build_store(
         .map_err(|e| bad(format!("DISTTAGS_STORE={url}: {e}")))
 }
 
+/// A store endpoint over plain HTTP that the provider's client would refuse on every request
+/// (object_store reports it only as "builder error", request after request), worded as the line
+/// that says what to set. The value is not repeated: an endpoint URL can carry credentials.
+fn plain_http(scheme: &str, options: &[(String, String)]) -> Option<String> {
+    let get = |key: &str| {
+        options
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let is_true = |key: &str| get(key).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let http = |url: &str| url.trim().to_ascii_lowercase().starts_with("http://");
+    let (allow, endpoints): (&str, Vec<(String, &str)>) = match scheme {
+        "s3" | "s3a" => (
+            "AWS_ALLOW_HTTP",
+            ["aws_endpoint", "aws_endpoint_url", "aws_endpoint_url_s3"]
+                .iter()
+                .filter_map(|k| Some((k.to_ascii_uppercase(), get(k)?)))
+                .collect(),
+        ),
+        "az" | "azure" | "abfs" | "abfss" | "adl" => (
+            "AZURE_ALLOW_HTTP",
+            ["azure_storage_endpoint", "azure_endpoint"]
+                .iter()
+                // Azurite mode allows plain HTTP by itself.
+                .filter(|_| !is_true("azure_storage_use_emulator"))
+                .filter_map(|k| Some((k.to_ascii_uppercase(), get(k)?)))
+                .collect(),
+        ),
+        "gs" => {
+            let key_url = get("google_service_account_key")
+                .and_then(|key| serde_json::from_str::<serde_json::Value>(key).ok())
+                .and_then(|key| key["gcs_base_url"].as_str().map(str::to_owned));
+            let mut endpoints: Vec<(String, &str)> = get("google_base_url")
+                .map(|url| ("GOOGLE_BASE_URL".to_owned(), url))
+                .into_iter()
+                .collect();
+            if key_url.as_deref().is_some_and(http) {
+                endpoints.push((
+                    "the gcs_base_url of GOOGLE_SERVICE_ACCOUNT_KEY".to_owned(),
+                    "http://",
+                ));
+            }
+            ("GOOGLE_ALLOW_HTTP", endpoints)
+        }
+        _ => return None,
+    };
+    let (name, _) = endpoints.into_iter().find(|(_, url)| http(url))?;
+    let allow_key = allow.to_ascii_lowercase();
+    (!is_true(&allow_key)).then(|| {
+        format!(
+            "{name} is a plain http:// endpoint, which the store client refuses: set {allow}=true \
+             to allow it (an emulator, a private network), or use an https:// endpoint"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_endpoints_need_the_providers_allow_variable() {
+        let t = Timeouts::default();
+        let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let s3 = [
+            ("aws_endpoint", "http://127.0.0.1:9000"),
+            ("aws_access_key_id", "AKIDEXAMPLE"),
+            ("aws_secret_access_key", "sekrit-value"),
+        ];
+        let error = build_store("s3://b", &pairs(&s3), &t).expect_err("refused");
+        assert!(
+            error.0.contains("AWS_ENDPOINT") && error.0.contains("AWS_ALLOW_HTTP=true"),
+            "{error}"
+        );
+        let mut allowed = pairs(&s3);
+        allowed.push(("aws_allow_http".into(), "true".into()));
+        assert!(build_store("s3://b", &allowed, &t).is_ok());
+        let azure = [
+            ("azure_storage_account_name", "acct"),
+            ("azure_storage_endpoint", "http://127.0.0.1:10000/acct"),
+        ];
+        let error = build_store("az://c", &pairs(&azure), &t).expect_err("refused");
+        assert!(error.0.contains("AZURE_ALLOW_HTTP=true"), "{error}");
+        let key = r#"{"gcs_base_url":"http://127.0.0.1:4443","disable_oauth":true,"client_email":"","private_key":"","private_key_id":""}"#;
+        let gcs = [("google_service_account_key", key)];
+        let error = build_store("gs://b", &pairs(&gcs), &t).expect_err("refused");
+        assert!(
+            error.0.contains("GOOGLE_ALLOW_HTTP=true") && !error.0.contains("4443"),
+            "{error}"
+        );
+        let mut allowed = pairs(&gcs);
+        allowed.push(("google_allow_http".into(), "true".into()));
+        assert!(build_store("gs://b", &allowed, &t).is_ok());
+        // https, and Azurite's own mode, need nothing.
+        let https = [("aws_endpoint", "https://s3.internal.example")];
+        assert!(plain_http("s3", &pairs(&https)).is_none());
+        assert!(plain_http("az", &pairs(&[("azure_storage_use_emulator", "true")])).is_none());
+    }
 
     #[test]
     fn store_urls() {
