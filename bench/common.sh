@@ -81,3 +81,22 @@ machine_line() {
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "machine: $(nproc) cores, ${model:-unknown CPU}, $mem RAM; load average before the run: $load"
 }
+
+# verdaccio_config FILE [users]: Verdaccio's configuration for the benchmarks: storage ./storage, no
+# uplinks, anyone reads, log level warn; with `users`, an htpasswd file beside it whose users may
+# publish (tag writes are publish rights).
+verdaccio_config() {
+  local auth=""
+  [ "${2:-}" = users ] && auth=$'auth:\n  htpasswd:\n    file: ./htpasswd\n    max_users: 10\n'
+  cat >"$1" <<EOF
+storage: ./storage
+${auth}uplinks: {}
+packages:
+  '**':
+    access: \$all
+    publish: \$authenticated
+web:
+  enable: false
+log: { type: stdout, format: pretty, level: warn }
+EOF
+}

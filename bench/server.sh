@@ -74,17 +74,7 @@ for name in is-odd left-pad react typescript; do
   [ -f "$src" ] || src=$shared/$name.front.json.gz
   gzip -dc "$src" >"$work/verdaccio/storage/$name/package.json"
 done
-cat >"$work/verdaccio/config.yaml" <<EOF
-storage: ./storage
-uplinks: {}
-packages:
-  '**':
-    access: \$all
-    publish: \$authenticated
-web:
-  enable: false
-log: { type: stdout, format: pretty, level: warn }
-EOF
+verdaccio_config "$work/verdaccio/config.yaml"
 
 d_addr=127.0.0.1:$(free_port)
 v_addr=127.0.0.1:$(free_port)

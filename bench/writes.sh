@@ -225,21 +225,7 @@ for layout in "${layouts[@]}"; do
   dir=$work/verdaccio-$layout
   mkdir -p "$dir/storage/$name"
   gzip -dc "$shared/$name.$layout.json.gz" >"$dir/storage/$name/package.json"
-  cat >"$dir/config.yaml" <<EOF
-storage: ./storage
-auth:
-  htpasswd:
-    file: ./htpasswd
-    max_users: 10
-uplinks: {}
-packages:
-  '**':
-    access: \$all
-    publish: \$authenticated
-web:
-  enable: false
-log: { type: stdout, format: pretty, level: warn }
-EOF
+  verdaccio_config "$dir/config.yaml" users
   addr=127.0.0.1:$(free_port)
   (cd "$dir" && exec "$tools/bin/verdaccio" --config ./config.yaml --listen "$addr") \
     >"$work/verdaccio-$layout.log" 2>&1 &

@@ -2,18 +2,14 @@
 //! `disttags-cloudrun`), proven with the real npm CLI and an `_authToken` in its `.npmrc`.
 
 use disttags_tests::matrix::Shim;
+use disttags_tests::token_hash;
 use std::process::{Command, Output};
 
-use disttags_core::sha256;
 use http::Method;
 
 use crate::fixture;
 
 const TOKEN: &str = "npm_Token-For-Tests-0123456789";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn npm_dist_tag_ls(registry: &str, npmrc: &str, package: &str) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -31,7 +27,7 @@ fn npm_dist_tag_ls(registry: &str, npmrc: &str, package: &str) -> Output {
 }
 
 async fn token_required(kind: Shim) {
-    let hashes = format!("{} ci-robot", hex(&sha256(TOKEN.as_bytes())));
+    let hashes = format!("{} ci-robot", token_hash(TOKEN));
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("tokens");
     std::fs::write(&file, format!("# accepted tokens\n{hashes}\n")).expect("tokens file");

@@ -1,7 +1,7 @@
 //! Each SPEC row as one case, written once; `tests.rs` runs every case through every shim and store.
 
-use disttags_tests::shared_packument;
 use disttags_tests::target::Reply;
+use disttags_tests::{shared_packument, token_hash};
 use http::Method;
 use serde_json::{Value, json};
 
@@ -362,13 +362,6 @@ pub async fn store_failure(f: Fixture) {
 const WRITER: &str = "writer-secret-token";
 /// A token listed in `DISTTAGS_AUTH_TOKENS` only.
 const READER: &str = "reader-secret-token";
-
-fn token_hash(token: &str) -> String {
-    disttags_core::sha256(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// The cell's target with writes on: a write token named `ci`, and a read-only token (so that
 /// reads, too, need a token).

@@ -5,10 +5,9 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use disttags_core::sha256;
 use disttags_core::vars;
 use disttags_core::{Config, Defaults};
-use disttags_tests::{packument, repo_root};
+use disttags_tests::{packument, repo_root, token_hash};
 use http::{Method, Request, StatusCode};
 use object_store::aws::AmazonS3ConfigKey;
 use object_store::azure::AzureConfigKey;
@@ -651,11 +650,7 @@ fn cloud_run_routes_and_tokens_work_as_the_service_configures_them() {
     );
 
     let tokens = tempfile::NamedTempFile::new().expect("temp file");
-    let hash = sha256(b"s3cret")
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join("");
+    let hash = token_hash("s3cret");
     std::fs::write(tokens.path(), format!("{hash} alice\n")).expect("write tokens");
     for (key, value) in &mut settings {
         if key == "DISTTAGS_AUTH_TOKENS_FILE" {
@@ -948,7 +943,8 @@ fn every_template_leaves_writes_off_by_default() {
     // And the code, so configured, refuses a write with 403 (the shims behind a platform authorizer
     // read their configuration as guarded; Cloud Run's does not).
     let tokens = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(tokens.path(), format!("{} alice\n", hex(b"s3cret"))).expect("write tokens");
+    std::fs::write(tokens.path(), format!("{} alice\n", token_hash("s3cret")))
+        .expect("write tokens");
     let gcp = with(
         &cloud_run_settings(),
         "DISTTAGS_AUTH_TOKENS_FILE",
@@ -1161,11 +1157,6 @@ fn azure_grants_writes_only_with_the_writes_parameter() {
     );
 }
 
-/// The hex SHA-256 of `token`, as token files hold it.
-fn hex(token: &[u8]) -> String {
-    sha256(token).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[test]
 fn cloud_run_grants_writes_only_with_writes_on() {
     let service = read("infra/gcp/service.yaml");
@@ -1211,8 +1202,9 @@ fn cloud_run_grants_writes_only_with_writes_on() {
         tempfile::NamedTempFile::new().expect("temp file"),
         tempfile::NamedTempFile::new().expect("temp file"),
     );
-    std::fs::write(reads.path(), format!("{} alice\n", hex(b"reader"))).expect("write tokens");
-    std::fs::write(writes.path(), format!("{} ci\n", hex(b"writer"))).expect("write tokens");
+    std::fs::write(reads.path(), format!("{} alice\n", token_hash("reader")))
+        .expect("write tokens");
+    std::fs::write(writes.path(), format!("{} ci\n", token_hash("writer"))).expect("write tokens");
     let settings = with(
         &with(
             &settings,

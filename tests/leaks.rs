@@ -6,9 +6,8 @@
 use disttags_tests::matrix::Shim;
 use std::time::Duration;
 
-use disttags_core::sha256;
 use disttags_tests::target::{Reply, Target};
-use disttags_tests::{Behaviour, LogEndpoint, TestUpstream};
+use disttags_tests::{Behaviour, LogEndpoint, TestUpstream, token_hash};
 use http::Method;
 
 const STORE_SECRET: &str = "leak-test-aws-secret-4f2a9c";
@@ -25,10 +24,6 @@ const SECRETS: &[&str] = &[
     LOG_TOKEN,
     AUTH_TOKEN,
 ];
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Every request a failing deployment can get, with and without the token.
 async fn drive(t: &Target) -> Vec<Reply> {
@@ -89,7 +84,7 @@ async fn no_response_or_log_line_carries_a_secret() {
         &format!("http://registry-user:{UPSTREAM_PASSWORD}@"),
     );
     let log = LogEndpoint::start(200, Duration::ZERO).await;
-    let auth = hex(&sha256(AUTH_TOKEN.as_bytes()));
+    let auth = token_hash(AUTH_TOKEN);
     let common = [
         ("DISTTAGS_UPSTREAM", upstream_url.as_str()),
         ("DISTTAGS_UPSTREAM_TIMEOUT_MS", "500"),

@@ -3,7 +3,7 @@
 use std::process::{Command, Output};
 
 use disttags_tests::target::Target;
-use disttags_tests::{Behaviour, TestUpstream, packument, shared_packument};
+use disttags_tests::{Behaviour, TestUpstream, packument, shared_packument, token_hash};
 
 fn npm(registry: &str, home: &std::path::Path, args: &[&str]) -> Output {
     let userconfig = home.join(".npmrc");
@@ -96,13 +96,6 @@ async fn npm_dist_tag_ls_through_disttags_serve() {
     // Repeat lookups revalidate with If-None-Match and still print the tags.
     let out = npm(&registry, home.path(), &["dist-tag", "ls", "@scope/pkg"]);
     assert_eq!(lines(&out), ["latest: 1.0.0", "next: 2.0.0-rc.1"]);
-}
-
-fn token_hash(token: &str) -> String {
-    disttags_core::sha256(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A home whose `.npmrc` gives `registry` this token, as `npm login` or `npm config set` would.

@@ -80,6 +80,14 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The hex SHA-256 of a bearer token, as the token lists and files hold it.
+pub fn token_hash(token: &str) -> String {
+    disttags_core::sha256(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A real packument from `../shared/packuments/` (or `$DISTTAGS_PACKUMENTS`), decompressed.
 pub fn shared_packument(file: &str) -> Vec<u8> {
     let dir = std::env::var_os("DISTTAGS_PACKUMENTS")
