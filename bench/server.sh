@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Server throughput (issue 6, item 5). In one run, on 127.0.0.1 only:
 #   - `disttags serve` (release build) on a file store holding is-odd, left-pad, react and typescript
-#     (the `.front` packuments, dist-tags near the start as codebox stores them);
+#     (the `.front` packuments, dist-tags near the start as codebox stores them), twice: as shipped
+#     (every lookup revalidates: one `stat()`), and with DISTTAGS_REVALIDATE_MS=1000 (within the
+#     window a lookup makes no system call beyond the socket's);
 #   - Verdaccio 6 from npm (pinned, installed by scripts/install-tools into .tools/verdaccio), no
 #     uplinks, the same packages in its own storage layout (`storage/{name}/package.json`; the `.tail`
 #     documents where there is one, dist-tags last as Verdaccio writes them), log level `warn`;
@@ -77,6 +79,7 @@ done
 verdaccio_config "$work/verdaccio/config.yaml"
 
 d_addr=127.0.0.1:$(free_port)
+w_addr=127.0.0.1:$(free_port)
 v_addr=127.0.0.1:$(free_port)
 b_addr=127.0.0.1:$(free_port)
 DISTTAGS_LOG=stdout "${server_on[@]}" "$bin/disttags" serve --listen "$d_addr" --store "file://$store" --upstream off \
@@ -87,8 +90,12 @@ bench_pids+=($!)
 bench_pids+=($!)
 "${server_on[@]}" "$bin/bare" "$b_addr" >"$work/bare.log" 2>&1 &
 bench_pids+=($!)
-d_pid=${bench_pids[0]} v_pid=${bench_pids[1]} b_pid=${bench_pids[2]}
+DISTTAGS_LOG=stdout DISTTAGS_REVALIDATE_MS=1000 "${server_on[@]}" "$bin/disttags" serve --listen "$w_addr" \
+  --store "file://$store" --upstream off >"$work/window.log" 2>&1 &
+bench_pids+=($!)
+d_pid=${bench_pids[0]} v_pid=${bench_pids[1]} b_pid=${bench_pids[2]} w_pid=${bench_pids[3]}
 wait_ok "http://$d_addr/-/ping" 10 || die "disttags serve did not start: $(tail -3 "$work/disttags.log")"
+wait_ok "http://$w_addr/-/ping" 10 || die "disttags serve (window) did not start: $(tail -3 "$work/window.log")"
 wait_ok "http://$b_addr/" 10 || die "the bare server did not start: $(tail -3 "$work/bare.log")"
 wait_ok "http://$v_addr/-/package/left-pad/dist-tags" 60 || die "Verdaccio did not start: $(tail -5 "$work/verdaccio.log")"
 
@@ -141,8 +148,12 @@ for c in 1 10 100; do
   printf 'bare\t-\t%s\t%s\n' "$c" "$row" >>"$results"
 done
 for name in "${packages[@]}"; do
-  for server in disttags verdaccio; do
-    if [ "$server" = disttags ]; then addr=$d_addr pid=$d_pid; else addr=$v_addr pid=$v_pid; fi
+  for server in disttags window verdaccio; do
+    case $server in
+      disttags) addr=$d_addr pid=$d_pid ;;
+      window) addr=$w_addr pid=$w_pid ;;
+      *) addr=$v_addr pid=$v_pid ;;
+    esac
     url="http://$addr/-/package/$name/dist-tags"
     [ -n "$warmup" ] && bench_wrk "$pid" 10 "$url" "$warmup" >/dev/null
     for c in 1 10 100; do
@@ -196,6 +207,7 @@ print("`GET /-/package/{name}/dist-tags`")
 print()
 print("| package (stored) | c | disttags req/s | p50 ms | p99 ms | CPU µs/req | Verdaccio req/s | p50 ms | p99 ms | CPU µs/req | disttags ÷ Verdaccio | disttags ÷ bare |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+window_rows = []
 pkgs = [p for p in dict.fromkeys(pkg for _, pkg, _, _ in rows) if p != "-"]
 for pkg in pkgs:
     for c in ("1", "10", "100"):
@@ -206,6 +218,17 @@ for pkg in pkgs:
         vs_b = f"{100 * d[0] / b[0]:.0f}%" if b[0] else "-"
         print(f"| {pkg} ({size(int(sizes[pkg]))}) | {c} | {rate(('disttags', pkg, c))} | {ms(d[1])} | {ms(d[2])} | {d[4]:.2f} "
               f"| {rate(('verdaccio', pkg, c))} | {ms(v[1])} | {ms(v[2])} | {v[4]:,.0f} | {vs_v} | {vs_b} |")
+        w = res[("window", pkg, c)]
+        window_rows.append(
+            f"| {pkg} | {c} | {rate(('disttags', pkg, c))} | {d[4]:.2f} | {rate(('window', pkg, c))} | {ms(w[1])} | {ms(w[2])} "
+            f"| {w[4]:.2f} | {100 * (w[0] / d[0] - 1):+.0f}% |")
+print()
+print("The same, with and without a revalidation window (`DISTTAGS_REVALIDATE_MS=1000`: no `stat()` inside it)")
+print()
+print("| package | c | revalidating req/s | CPU µs/req | window req/s | p50 ms | p99 ms | CPU µs/req | window vs revalidating |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for row in window_rows:
+    print(row)
 if notes:
     print()
     for n in notes:

@@ -12,7 +12,7 @@ use disttags_tests::target::{Reply, Target, app_get, seed};
 use disttags_tests::{Behaviour, TestUpstream, packument, shared_packument};
 use object_store::memory::InMemory;
 
-/// The store bound these tests configure (the default is 30 s).
+/// The request budget these tests configure (the default is 10 s).
 const STORE_TIMEOUT: Duration = Duration::from_millis(700);
 
 struct Faulty {
@@ -56,7 +56,7 @@ async fn faulty() -> Faulty {
         config.build_upstream().expect("upstream"),
         Arc::new(move |e: &LogEvent| sink.lock().expect("lock").push(e.clone())),
     )
-    .with_store_timeout(STORE_TIMEOUT);
+    .with_request_timeout(STORE_TIMEOUT);
     Faulty {
         app,
         store,

@@ -3,6 +3,7 @@
 //! ports they expect must be the ones the code has.
 
 use std::path::Path;
+use std::time::Duration;
 
 use bytes::Bytes;
 use disttags_core::vars;
@@ -523,6 +524,165 @@ fn every_template_points_its_shim_at_its_platforms_store() {
         read("infra/azure/main.bicep")
             .contains("{ name: 'AZURE_STORAGE_ACCOUNT_NAME', value: storage.name }")
     );
+}
+
+/// API Gateway's integration timeout where the template sets no `TimeoutInMillis`: 29 s on a REST
+/// API (30 s on an HTTP API), the shorter of the two.
+const API_GATEWAY_LIMIT: Duration = Duration::from_secs(29);
+/// How long the Azure front end (its load balancer) waits for an HTTP-triggered function to answer,
+/// whatever host.json's `functionTimeout` allows.
+const AZURE_FRONT_END_LIMIT: Duration = Duration::from_secs(230);
+/// The least time a template leaves between the end of a request's budget and the platform's cut,
+/// for disttags' own error answer and error event.
+const LEAST_MARGIN: Duration = Duration::from_secs(1);
+/// The timeouts of one call, which run inside the request's budget.
+const PER_CALL_TIMEOUTS: [&vars::Var; 4] = [
+    &vars::STORE_CONNECT_TIMEOUT_MS,
+    &vars::STORE_TIMEOUT_MS,
+    &vars::UPSTREAM_CONNECT_TIMEOUT_MS,
+    &vars::UPSTREAM_TIMEOUT_MS,
+];
+
+/// When API Gateway or Lambda cuts a request off, as the SAM template sets them: the function's
+/// `Timeout`, and every integration's `TimeoutInMillis` (else [`API_GATEWAY_LIMIT`]).
+fn aws_limit() -> Duration {
+    let sam = read("infra/aws/template.yaml");
+    let resources = sam_resources(&sam);
+    let timeout = sam_property(sam_resource(&resources, "DistTagsFunction"), "Timeout")
+        .expect("template.yaml: DistTagsFunction sets Timeout");
+    let timeout = match timeout.strip_prefix("!Ref ") {
+        Some(parameter) => sam_default(&sam, parameter),
+        None => timeout.trim_matches('"').to_owned(),
+    };
+    let seconds: u64 = timeout
+        .parse()
+        .unwrap_or_else(|e| panic!("template.yaml: Timeout {timeout:?}: {e}"));
+    let mut limit = API_GATEWAY_LIMIT.min(Duration::from_secs(seconds));
+    for (id, block) in &resources {
+        if let Some(millis) = sam_property(block, "TimeoutInMillis") {
+            let millis: u64 = millis
+                .parse()
+                .unwrap_or_else(|e| panic!("template.yaml: {id}: TimeoutInMillis {millis:?}: {e}"));
+            limit = limit.min(Duration::from_millis(millis));
+        }
+    }
+    limit
+}
+
+/// When the Functions host or the Azure front end cuts a request off: host.json's
+/// `functionTimeout` (`hh:mm:ss`, required) or [`AZURE_FRONT_END_LIMIT`], whichever is shorter.
+fn azure_limit() -> Duration {
+    let host = json("infra/azure/host.json");
+    let timeout = host["functionTimeout"]
+        .as_str()
+        .expect("host.json sets functionTimeout explicitly");
+    let parts: Vec<u64> = timeout
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()
+        .filter(|p: &Vec<u64>| p.len() == 3)
+        .unwrap_or_else(|| panic!("host.json: functionTimeout {timeout:?} is not hh:mm:ss"));
+    let seconds = parts[0] * 3600 + parts[1] * 60 + parts[2];
+    AZURE_FRONT_END_LIMIT.min(Duration::from_secs(seconds))
+}
+
+/// When Cloud Run cuts a request off: the revision's `timeoutSeconds`.
+fn cloud_run_limit() -> Duration {
+    let service = read("infra/gcp/service.yaml");
+    let set: Vec<&str> = service
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("timeoutSeconds: "))
+        .collect();
+    let [seconds] = set[..] else {
+        panic!("service.yaml sets timeoutSeconds once: {set:?}");
+    };
+    Duration::from_secs(
+        seconds
+            .trim_matches('"')
+            .parse()
+            .unwrap_or_else(|e| panic!("service.yaml: timeoutSeconds {seconds:?}: {e}")),
+    )
+}
+
+/// What is wrong with `settings`' request budget on a platform that cuts requests off at `limit`:
+/// unset, unreadable, less than [`LEAST_MARGIN`] under the limit, or below a per-call timeout the
+/// settings set.
+fn budget_findings(settings: &[(String, String)], limit: Duration) -> Vec<String> {
+    let env = vars::Env::new(settings.to_vec());
+    let name = vars::REQUEST_TIMEOUT_MS.name;
+    if get(settings, name).is_none() {
+        return vec![format!("{name} is not set")];
+    }
+    let budget = match env.millis(&vars::REQUEST_TIMEOUT_MS) {
+        Ok(budget) => budget,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut findings = Vec::new();
+    if budget + LEAST_MARGIN > limit {
+        findings.push(format!(
+            "{name} is {budget:?}: the platform cuts requests off at {limit:?}, and the budget must end at least {LEAST_MARGIN:?} before"
+        ));
+    }
+    for var in PER_CALL_TIMEOUTS {
+        if get(settings, var.name).is_none() {
+            continue;
+        }
+        match env.millis(var) {
+            Ok(timeout) if timeout > budget => findings.push(format!(
+                "{} is {timeout:?}, more than the request's budget {budget:?}",
+                var.name
+            )),
+            Ok(_) => {}
+            Err(e) => findings.push(e.to_string()),
+        }
+    }
+    findings
+}
+
+#[test]
+fn every_template_answers_within_its_platforms_time_limit() {
+    let writes = cloud_run_settings_in(&cloud_run_with_writes(&read("infra/gcp/service.yaml")));
+    for (platform, settings, limit) in [
+        ("aws", aws_settings(), aws_limit()),
+        ("azure", azure_settings(), azure_limit()),
+        ("gcp", cloud_run_settings(), cloud_run_limit()),
+        ("gcp with writes", writes, cloud_run_limit()),
+    ] {
+        assert_eq!(
+            budget_findings(&settings, limit),
+            Vec::<String>::new(),
+            "{platform}"
+        );
+        // The check itself catches a budget raised to (or past) the limit, one left unset, and a
+        // per-call timeout set above the budget.
+        let budget = vars::REQUEST_TIMEOUT_MS.name;
+        let caught = |settings: &[(String, String)], about: &str| {
+            budget_findings(settings, limit)
+                .iter()
+                .any(|f| f.starts_with(about))
+        };
+        for raised in [limit - LEAST_MARGIN / 2, limit, limit * 2] {
+            let raised = raised.as_millis().to_string();
+            assert!(
+                caught(&with(&settings, budget, &raised), budget),
+                "{platform}: {budget}={raised}"
+            );
+        }
+        let unset: Vec<(String, String)> = settings
+            .iter()
+            .filter(|(k, _)| k != budget)
+            .cloned()
+            .collect();
+        assert!(caught(&unset, budget), "{platform}: {budget} unset");
+        for var in PER_CALL_TIMEOUTS {
+            let over = with(&with(&settings, budget, "2000"), var.name, "3000");
+            assert!(
+                caught(&over, var.name),
+                "{platform}: {} over the budget",
+                var.name
+            );
+        }
+    }
 }
 
 #[test]

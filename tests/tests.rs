@@ -13,6 +13,7 @@ mod logs;
 mod names;
 mod npm_cli;
 mod platforms;
+mod pressure;
 mod readme;
 mod reads;
 mod shutdown;

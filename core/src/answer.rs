@@ -25,6 +25,17 @@ impl Answer {
         Arc::new(Self { tags, body, etag })
     }
 
+    /// What the answer holds in memory, for the cache's byte bound: the tags (two strings a tag),
+    /// the body, the ETag.
+    pub(crate) fn bytes(&self) -> usize {
+        let strings = self
+            .tags
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+        std::mem::size_of::<Self>() + strings + self.tags.len() * 48 + self.body.len()
+    }
+
     /// 200 with the tags and their ETag, or 304 when the client already has them.
     pub(crate) fn response(&self, request_headers: &HeaderMap) -> Response<Bytes> {
         let mut response = if if_none_match(request_headers, self.etag.as_bytes()) {

@@ -16,9 +16,9 @@ use crate::error::Error;
 use crate::extract::DistTags;
 use crate::ids::{new_request_id, random_u64};
 use crate::log::{Identity, Level, LogEvent, LogSink};
-use crate::lookup::Lookup;
+use crate::lookup::{Found, Lookup};
 use crate::names::PackageName;
-use crate::read::StoreStats;
+use crate::read::{ReadPolicy, StoreStats};
 use crate::redact::Redactor;
 use crate::route::{Route, route};
 use crate::store::Store;
@@ -67,15 +67,15 @@ impl App {
         log: Arc<dyn LogSink>,
     ) -> Self {
         let store = store.into();
-        let store_timeout = crate::vars::STORE_TIMEOUT_MS.default_duration();
+        let budget = crate::vars::REQUEST_TIMEOUT_MS.default_duration();
         Self {
-            writer: TagWriter::new(store.clone(), store_timeout),
+            writer: TagWriter::new(store.clone(), budget),
             writes: Writes::Off,
             lookup: Lookup::new(
                 store,
                 upstream,
                 format!("disttags-{:016x}", random_u64()),
-                store_timeout,
+                budget,
             ),
             log,
             base_path: String::new(),
@@ -116,12 +116,20 @@ impl App {
         self
     }
 
-    /// Bounds one lookup's store reads, whatever the store (a local file can stall as a network can),
-    /// and one tag write's reads and writes back, its retries after a conflict included.
-    /// Not bounded: the one `stat()` that revalidates a cached file on a local disk.
-    pub fn with_store_timeout(mut self, timeout: Duration) -> Self {
-        self.lookup.set_store_timeout(timeout);
-        self.writer.set_budget(timeout);
+    /// One request's budget: a lookup's store reads and upstream call with their retries, whatever
+    /// hangs (a local file can stall as a network can), or one tag write's reads and writes back,
+    /// its retries after a conflict included. A store that does not answer within it is a `500`,
+    /// an upstream a `504`. Not bounded: the one `stat()` that revalidates a cached file on a
+    /// local disk.
+    pub fn with_request_timeout(mut self, budget: Duration) -> Self {
+        self.lookup.set_budget(budget);
+        self.writer.set_budget(budget);
+        self
+    }
+
+    /// How tags read from the store are cached and revalidated; what is cached is dropped.
+    pub fn with_read_policy(mut self, policy: ReadPolicy) -> Self {
+        self.lookup.set_read_policy(policy);
         self
     }
 
@@ -153,7 +161,7 @@ impl App {
                 // A named token identifies the caller where the platform does not.
                 context.identity = context.identity.or(grant.and_then(|g| g.identity));
                 match routed {
-                    Ok(route) => self.read(route, &request).await,
+                    Ok(route) => self.read(route, &request, &mut context).await,
                     Err(error) => Err(error),
                 }
             }
@@ -218,6 +226,7 @@ impl App {
         &self,
         route: Route<'_>,
         request: &Request<B>,
+        context: &mut RequestContext,
     ) -> Result<Response<Bytes>, Error> {
         match route {
             Route::Ping => Ok(json_response(StatusCode::OK, Bytes::from_static(b"{}"))),
@@ -231,12 +240,52 @@ impl App {
                     return Ok(answer.response(request.headers()));
                 }
                 let name = PackageName::from_path_segment(raw_name)?;
-                let answer = self.lookup.answer(&name, Some(request.headers())).await?;
-                Ok(answer.response(request.headers()))
+                let deadline = self.lookup.deadline();
+                let found = self
+                    .lookup
+                    .answer(&name, Some(request.headers()), deadline)
+                    .await?;
+                Ok(self.respond(found, request, context))
             }
             // Answered by `write_tag`.
             Route::Tag { .. } => Err(Error::RouteNotFound),
         }
+    }
+
+    /// The response for what a lookup found; an answer from before, served because the upstream
+    /// failed, carries its `Age` and is put on the record as a warning.
+    fn respond<B>(
+        &self,
+        found: Found,
+        request: &Request<B>,
+        context: &mut RequestContext,
+    ) -> Response<Bytes> {
+        let mut response = found.answer.response(request.headers());
+        let Some(stale) = found.stale else {
+            return response;
+        };
+        let age = stale.age.as_secs();
+        response
+            .headers_mut()
+            .insert(http::header::AGE, http::HeaderValue::from(age));
+        let body = serde_json::json!({
+            "status": response.status().as_u16(),
+            "message": self.redactor.redact(&format!(
+                "served the upstream's answer from {age} s ago: {}",
+                stale.cause
+            )),
+            "age": age,
+            "path": self.redactor.redact(request.uri().path()),
+        });
+        let request_id = context.request_id.get_or_insert_with(new_request_id);
+        self.log.emit(&LogEvent::new(
+            Level::Warn,
+            DIST_TAGS_COMMAND,
+            context.identity.clone(),
+            request_id,
+            body,
+        ));
+        response
     }
 
     /// Answers `PUT` / `DELETE …/dist-tags/{tag}` and puts it on the record: one event for each
@@ -338,7 +387,10 @@ impl App {
     pub async fn dist_tags(&self, name: &PackageName) -> Result<DistTags, Error> {
         let answer = match self.lookup.unchanged_file(name.as_str()) {
             Some(answer) => answer,
-            None => self.lookup.answer(name, None).await?,
+            None => {
+                let deadline = self.lookup.deadline();
+                self.lookup.answer(name, None, deadline).await?.answer
+            }
         };
         Ok(answer.tags.clone())
     }

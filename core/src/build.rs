@@ -17,6 +17,7 @@ use crate::app::App;
 use crate::config::{Config, LogTarget, Timeouts};
 use crate::error::ConfigError;
 use crate::log::{HttpSink, LogSink, StdoutSink};
+use crate::read::ReadPolicy;
 use crate::store::Store;
 use crate::upstream::{HttpUpstream, Upstream};
 
@@ -40,12 +41,16 @@ impl Config {
             self.timeouts.upstream_connect,
             Some(self.timeouts.upstream_total),
         )?;
-        Ok(Some(Arc::new(HttpUpstream::new(
-            client,
-            base,
-            self.timeouts.upstream_cache,
-            self.timeouts.upstream_total,
-        ))))
+        Ok(Some(Arc::new(
+            HttpUpstream::new(
+                client,
+                base,
+                self.timeouts.upstream_cache,
+                self.timeouts.upstream_total,
+            )
+            .with_stale_if_error(self.timeouts.stale_if_error)
+            .with_cache(self.cache_bytes),
+        )))
     }
 
     /// Builds the log sink; must be called inside a Tokio runtime (the HTTP sink starts a task).
@@ -83,7 +88,11 @@ impl Config {
             .with_secrets(self.secrets())
             .with_auth(self.auth.clone())
             .with_writes(self.writes)
-            .with_store_timeout(self.timeouts.store_total)
+            .with_request_timeout(self.timeouts.request)
+            .with_read_policy(ReadPolicy {
+                cache_bytes: self.cache_bytes,
+                revalidate: self.timeouts.revalidate,
+            })
             .with_via_name(crate::via::deployment_name(
                 &self.store,
                 self.upstream.as_ref(),

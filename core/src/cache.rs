@@ -1,63 +1,218 @@
-//! One bounded cache type, for the tags read from the store and the answers of the upstream.
+//! One cache type for both caches (tags read from the store, answers of the upstream), and the
+//! single flight that lets concurrent lookups of one name share one read.
+//!
+//! Both come from `quick_cache`: its S3-FIFO eviction keeps the names in steady use when a scan of
+//! rarely used ones passes through, its weight bound caps the bytes held, and its placeholders make
+//! every concurrent loader of a key wait for the one that got there first.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::future::Future;
 
-/// Values by package name, at most `capacity` of them; when a new name finds it full it starts over.
-#[derive(Debug)]
-pub(crate) struct Cache<V> {
-    map: RwLock<HashMap<String, V>>,
-    capacity: usize,
+use quick_cache::Weighter;
+use quick_cache::sync::Cache as QuickCache;
+
+/// What one cached value holds, roughly, in bytes; the cache's byte bound sums these.
+pub(crate) trait Weigh {
+    fn bytes(&self) -> usize;
 }
 
-impl<V: Clone> Cache<V> {
-    /// An empty cache of at most `capacity` entries.
-    pub(crate) fn new(capacity: usize) -> Self {
+/// Every entry weighs at least this much, so that a cache of `bytes` holds at most
+/// `bytes / MIN_ENTRY_BYTES` entries, however small they are: one bound by bytes and by entries.
+pub const MIN_ENTRY_BYTES: u64 = 512;
+
+/// Bookkeeping per entry beyond its key and value (the map slot, the `Arc`s, the eviction queues).
+const ENTRY_OVERHEAD: u64 = 96;
+
+#[derive(Debug, Clone, Copy)]
+struct ByBytes;
+
+impl<V: Weigh> Weighter<String, V> for ByBytes {
+    fn weight(&self, key: &String, value: &V) -> u64 {
+        (key.len() as u64 + value.bytes() as u64 + ENTRY_OVERHEAD).max(MIN_ENTRY_BYTES)
+    }
+}
+
+/// Values by package name, bounded by bytes (and so by entries, see [`MIN_ENTRY_BYTES`]); a full
+/// cache evicts the entries least likely to be asked for again.
+pub(crate) struct Cache<V: Weigh + Clone> {
+    map: QuickCache<String, V, ByBytes>,
+}
+
+impl<V: Weigh + Clone> std::fmt::Debug for Cache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("entries", &self.map.len())
+            .field("bytes", &self.map.weight())
+            .finish()
+    }
+}
+
+impl<V: Weigh + Clone> Cache<V> {
+    /// An empty cache holding at most `bytes` of entries.
+    pub(crate) fn new(bytes: u64) -> Self {
+        let bytes = bytes.max(MIN_ENTRY_BYTES);
+        let entries = usize::try_from(bytes / MIN_ENTRY_BYTES).unwrap_or(usize::MAX);
         Self {
-            map: RwLock::new(HashMap::new()),
-            capacity,
+            // The estimate sizes the table up front; a quarter of the most entries it can hold
+            // keeps a small cache's memory small, and the table grows when needed.
+            map: QuickCache::with_weighter(entries / 4 + 16, bytes, ByBytes),
         }
     }
 
     /// The value cached for `name`.
     pub(crate) fn get(&self, name: &str) -> Option<V> {
-        self.map.read().ok()?.get(name).cloned()
+        self.map.get(name)
     }
 
     /// Caches `value` for `name`, replacing what was there.
     pub(crate) fn insert(&self, name: &str, value: V) {
-        let Ok(mut map) = self.map.write() else {
-            return;
-        };
-        if map.len() >= self.capacity && !map.contains_key(name) {
-            map.clear();
-        }
-        map.insert(name.to_owned(), value);
+        self.map.insert(name.to_owned(), value);
     }
 
     /// Forgets `name`.
     pub(crate) fn remove(&self, name: &str) {
-        if let Ok(mut map) = self.map.write() {
-            map.remove(name);
+        self.map.remove(name);
+    }
+
+    /// Entries and bytes held now.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> (usize, u64) {
+        (self.map.len(), self.map.weight())
+    }
+}
+
+/// Loads in progress, by name: the first lookup of a name runs its load, every lookup of that name
+/// that comes while it runs waits for it and gets the same outcome, error included.
+pub(crate) struct Flights<T: Clone> {
+    /// An outcome sits here only between its load's end and the line after; the waiters take it
+    /// from the placeholder they wait on.
+    outcomes: QuickCache<String, T>,
+}
+
+impl<T: Clone> std::fmt::Debug for Flights<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flights").finish_non_exhaustive()
+    }
+}
+
+/// As many loads of distinct names at once as the flight table is sized for; past it, quick_cache
+/// still keeps one placeholder per loading name (placeholders are not evicted).
+const FLIGHTS: usize = 1024;
+
+impl<T: Clone> Default for Flights<T> {
+    fn default() -> Self {
+        Self {
+            outcomes: QuickCache::new(FLIGHTS),
+        }
+    }
+}
+
+impl<T: Clone> Flights<T> {
+    /// `load`'s outcome, shared with every concurrent caller for `name`. When the loading caller
+    /// goes away (its request was dropped), one of the waiters runs its own load instead.
+    pub(crate) async fn run(&self, name: &str, load: impl Future<Output = T>) -> T {
+        match self.outcomes.get_value_or_guard_async(name).await {
+            Ok(outcome) => outcome,
+            Err(guard) => {
+                let outcome = load.await;
+                // The waiters are handed the outcome by the insert; it is not kept for later
+                // lookups, which must load afresh.
+                let _ = guard.insert(outcome.clone());
+                self.outcomes.remove(name);
+                outcome
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
     use super::*;
 
+    impl Weigh for Vec<u8> {
+        fn bytes(&self) -> usize {
+            self.len()
+        }
+    }
+
     #[test]
-    fn bounded_by_entries() {
-        let cache = Cache::new(2);
-        cache.insert("a", 1);
-        cache.insert("b", 2);
-        cache.insert("a", 3);
-        assert_eq!((cache.get("a"), cache.get("b")), (Some(3), Some(2)));
-        cache.insert("c", 4);
-        assert_eq!(cache.get("c"), Some(4));
-        assert_eq!((cache.get("a"), cache.get("b")), (None, None));
-        cache.remove("c");
-        assert_eq!(cache.get("c"), None);
+    fn bounded_by_bytes_and_entries() {
+        // Small values: the entry bound (bytes / MIN_ENTRY_BYTES) holds.
+        let cache = Cache::new(64 * MIN_ENTRY_BYTES);
+        for i in 0..1000 {
+            cache.insert(&format!("p{i}"), vec![0u8; 8]);
+        }
+        let (entries, bytes) = cache.held();
+        assert!(entries <= 64, "{entries} entries");
+        assert!(bytes <= 64 * MIN_ENTRY_BYTES, "{bytes} bytes");
+        // Large values: the byte bound holds.
+        let cache = Cache::new(1 << 20);
+        for i in 0..100 {
+            cache.insert(&format!("p{i}"), vec![0u8; 64 * 1024]);
+        }
+        let (entries, bytes) = cache.held();
+        assert!(bytes <= 1 << 20, "{bytes} bytes");
+        assert!(entries <= 16, "{entries} entries");
+        cache.insert("p99", vec![1]);
+        assert_eq!(cache.get("p99"), Some(vec![1]));
+        cache.remove("p99");
+        assert_eq!(cache.get("p99"), None);
+    }
+
+    #[test]
+    fn a_scan_does_not_flush_the_names_in_use() {
+        let cache = Cache::new(1000 * MIN_ENTRY_BYTES);
+        let hot: Vec<String> = (0..500).map(|i| format!("hot{i}")).collect();
+        let mut hits = 0;
+        let mut asked = 0;
+        for round in 0..20 {
+            for name in &hot {
+                asked += 1;
+                if cache.get(name).is_some() {
+                    hits += 1;
+                } else {
+                    cache.insert(name, vec![0u8; 8]);
+                }
+            }
+            // A thousand names asked once each, twice the cache's size.
+            for i in 0..1000 {
+                let cold = format!("cold{round}-{i}");
+                if cache.get(&cold).is_none() {
+                    cache.insert(&cold, vec![0u8; 8]);
+                }
+            }
+        }
+        assert!(hits * 10 > asked * 9, "{hits} hits of {asked}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_loads_of_one_name_share_one_outcome() {
+        let flights = Arc::new(Flights::<Result<usize, Arc<String>>>::default());
+        let loads = Arc::new(AtomicUsize::new(0));
+        let run = |outcome: Result<usize, Arc<String>>| {
+            let (flights, loads) = (flights.clone(), loads.clone());
+            tokio::spawn(async move {
+                flights
+                    .run("pkg", async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        outcome
+                    })
+                    .await
+            })
+        };
+        let tasks: Vec<_> = (0..64)
+            .map(|_| run(Err(Arc::new("broken".into()))))
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.expect("task"), Err(Arc::new("broken".into())));
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        // The outcome is not kept: the next lookup loads again.
+        assert_eq!(run(Ok(7)).await.expect("task"), Ok(7));
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
     }
 }

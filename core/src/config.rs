@@ -33,6 +33,8 @@ pub enum LogTarget {
 /// Every timeout and retry budget of the core, each with its default from [`crate::vars`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
+    /// One request's budget: store lookup, upstream call and their retries, or one tag write.
+    pub request: Duration,
     /// Connecting to the upstream registry.
     pub upstream_connect: Duration,
     /// One upstream lookup, every request and retry included.
@@ -47,12 +49,17 @@ pub struct Timeouts {
     pub log_total: Duration,
     /// How long an upstream answer is reused, capped by its `Cache-Control` (zero: not reused).
     pub upstream_cache: Duration,
+    /// How long after the upstream gave an answer it is served when the upstream fails (zero: never).
+    pub stale_if_error: Duration,
+    /// How long tags read from the store are served without asking it again (zero: always ask).
+    pub revalidate: Duration,
 }
 
 impl Timeouts {
     /// Reads each bound from `env`, its default where unset.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
+            request: env.millis(&vars::REQUEST_TIMEOUT_MS)?,
             upstream_connect: env.millis(&vars::UPSTREAM_CONNECT_TIMEOUT_MS)?,
             upstream_total: env.millis(&vars::UPSTREAM_TIMEOUT_MS)?,
             store_connect: env.millis(&vars::STORE_CONNECT_TIMEOUT_MS)?,
@@ -60,6 +67,8 @@ impl Timeouts {
             store_retry: env.millis(&vars::STORE_RETRY_MS)?,
             log_total: env.millis(&vars::LOG_TIMEOUT_MS)?,
             upstream_cache: env.millis(&vars::UPSTREAM_CACHE_MS)?,
+            stale_if_error: env.millis(&vars::STALE_IF_ERROR_MS)?,
+            revalidate: env.millis(&vars::REVALIDATE_MS)?,
         })
     }
 }
@@ -67,6 +76,7 @@ impl Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
+            request: vars::REQUEST_TIMEOUT_MS.default_duration(),
             upstream_connect: vars::UPSTREAM_CONNECT_TIMEOUT_MS.default_duration(),
             upstream_total: vars::UPSTREAM_TIMEOUT_MS.default_duration(),
             store_connect: vars::STORE_CONNECT_TIMEOUT_MS.default_duration(),
@@ -74,6 +84,8 @@ impl Default for Timeouts {
             store_retry: vars::STORE_RETRY_MS.default_duration(),
             log_total: vars::LOG_TIMEOUT_MS.default_duration(),
             upstream_cache: vars::UPSTREAM_CACHE_MS.default_duration(),
+            stale_if_error: vars::STALE_IF_ERROR_MS.default_duration(),
+            revalidate: vars::REVALIDATE_MS.default_duration(),
         }
     }
 }
@@ -124,6 +136,8 @@ pub struct Config {
     pub base_path: String,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Bytes each of the two caches may hold (`DISTTAGS_CACHE_MB`).
+    pub cache_bytes: u64,
     /// Accepted bearer tokens: read tokens (`DISTTAGS_AUTH_TOKENS`, `DISTTAGS_AUTH_TOKENS_FILE`;
     /// none: reads are open) and write tokens (`DISTTAGS_WRITE_TOKENS`, `…_FILE`).
     pub auth: Auth,
@@ -294,6 +308,7 @@ impl Config {
             log_token: env.get(&vars::LOG_TOKEN).map(str::to_owned),
             base_path,
             timeouts: Timeouts::from_env(env)?,
+            cache_bytes: env.count(&vars::CACHE_MB)?.saturating_mul(1 << 20),
         })
     }
 

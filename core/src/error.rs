@@ -108,6 +108,9 @@ pub enum Error {
     /// The request body did not arrive within the body read timeout.
     #[error("the request body did not arrive in time")]
     BodyTimeout,
+    /// One lookup's error, shared by every lookup that waited for it (single flight).
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
     /// An Azure Functions invocation envelope that cannot be read.
     #[error("invalid invocation envelope: {0}")]
     InvalidEnvelope(String),
@@ -215,6 +218,7 @@ impl Error {
             Self::Loop | Self::UpstreamLoop => StatusCode::LOOP_DETECTED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Shared(inner) => inner.status(),
         }
     }
 
@@ -241,6 +245,7 @@ impl Error {
             Self::UpstreamInvalid(_) => "the upstream registry sent an invalid answer".into(),
             Self::Loop => "the upstream registry leads back to this registry".into(),
             Self::UpstreamLoop => "the upstream registry reports a loop".into(),
+            Self::Shared(inner) => inner.client_message(),
             other => other.to_string(),
         }
     }

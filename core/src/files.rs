@@ -30,7 +30,7 @@ pub(crate) fn on_local_disk(_: &std::path::Path) -> bool {
 }
 
 /// Where a cached packument lives on disk, and the metadata its ETag was made of.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FileStamp {
     path: PathBuf,
     inode: u64,
@@ -39,6 +39,11 @@ pub(crate) struct FileStamp {
 }
 
 impl FileStamp {
+    /// What a stamp holds in memory, for the cache's byte bound.
+    pub(crate) fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.path.as_os_str().len()
+    }
+
     /// Reads the ETag `object_store` 0.14's `LocalFileSystem` gives a file: its inode, mtime in
     /// microseconds and size, in hex (`"{inode:x}-{mtime:x}-{size:x}"`). Were a later version to
     /// make it otherwise, nothing would parse and every lookup would take the (correct, slower)

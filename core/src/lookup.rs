@@ -1,5 +1,5 @@
-//! The lookup order: the store, bounded by the store timeout; then the upstream, unless the request
-//! has come round through this server already.
+//! The lookup order: the store, then the upstream, unless the request has come round through this
+//! server already; both within the request's one deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +9,42 @@ use http::{HeaderMap, HeaderValue, header};
 use crate::answer::Answer;
 use crate::error::Error;
 use crate::names::PackageName;
-use crate::read::{StoreReader, StoreStats};
+use crate::read::{ReadPolicy, StoreReader, StoreStats};
 use crate::store::Store;
-use crate::upstream::Upstream;
+use crate::upstream::{Stale, Upstream};
+
+/// One request's budget, and the instant it runs out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub(crate) at: tokio::time::Instant,
+    pub(crate) budget: Duration,
+}
+
+impl Deadline {
+    /// A deadline `budget` from now.
+    pub(crate) fn after(budget: Duration) -> Self {
+        Self {
+            at: tokio::time::Instant::now() + budget,
+            budget,
+        }
+    }
+}
+
+/// An answer, and whether it is the upstream's from before because the upstream failed now.
+#[derive(Debug)]
+pub(crate) struct Found {
+    pub(crate) answer: Arc<Answer>,
+    pub(crate) stale: Option<Stale>,
+}
+
+impl From<Arc<Answer>> for Found {
+    fn from(answer: Arc<Answer>) -> Self {
+        Self {
+            answer,
+            stale: None,
+        }
+    }
+}
 
 /// Where a package's dist-tags come from, in order.
 pub(crate) struct Lookup {
@@ -19,8 +52,8 @@ pub(crate) struct Lookup {
     upstream: Option<Arc<dyn Upstream>>,
     /// How this server names itself in the `Via` header of its upstream requests.
     via_name: String,
-    /// Bounds one lookup's store reads.
-    store_timeout: Duration,
+    /// Bounds one lookup, store and upstream together.
+    budget: Duration,
 }
 
 impl std::fmt::Debug for Lookup {
@@ -37,13 +70,13 @@ impl Lookup {
         store: Store,
         upstream: Option<Arc<dyn Upstream>>,
         via_name: String,
-        store_timeout: Duration,
+        budget: Duration,
     ) -> Self {
         Self {
-            reader: StoreReader::new(store),
+            reader: StoreReader::new(store, ReadPolicy::default()),
             upstream,
             via_name,
-            store_timeout,
+            budget,
         }
     }
 
@@ -51,8 +84,17 @@ impl Lookup {
         self.via_name = name;
     }
 
-    pub(crate) fn set_store_timeout(&mut self, timeout: Duration) {
-        self.store_timeout = timeout;
+    pub(crate) fn set_budget(&mut self, budget: Duration) {
+        self.budget = budget;
+    }
+
+    pub(crate) fn set_read_policy(&mut self, policy: ReadPolicy) {
+        self.reader.set_policy(policy);
+    }
+
+    /// A deadline one budget from now.
+    pub(crate) fn deadline(&self) -> Deadline {
+        Deadline::after(self.budget)
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -79,32 +121,30 @@ impl Lookup {
         self.reader.unchanged_file(name)
     }
 
-    /// The answer from the store (revalidated), else from the upstream; the caller has already
-    /// tried [`Self::unchanged_file`]. `request` is the head of the request being answered, if
-    /// any: its `Via` tells whether it has come round through this server before.
+    /// The answer from the store (revalidated), else from the upstream, by `deadline`; the caller
+    /// has already tried [`Self::unchanged_file`]. `request` is the head of the request being
+    /// answered, if any: its `Via` tells whether it has come round through this server before.
     pub(crate) async fn answer(
         &self,
         name: &PackageName,
         request: Option<&HeaderMap>,
-    ) -> Result<Arc<Answer>, Error> {
-        let stored = tokio::time::timeout(self.store_timeout, self.reader.stored_tags(name))
-            .await
-            .map_err(|_| Error::StoreTimeout {
-                key: name.packument_key().to_string(),
-                after: self.store_timeout,
-            })?;
-        if let Some(answer) = stored? {
-            return Ok(answer);
+        deadline: Deadline,
+    ) -> Result<Found, Error> {
+        if let Some(answer) = self.reader.stored_tags(name, deadline).await? {
+            return Ok(answer.into());
         }
         let Some(upstream) = &self.upstream else {
             return Err(Error::PackageNotFound(format!("package {name} not found")));
         };
         let via = self.via(request)?;
-        upstream
-            .dist_tags(name, &via)
+        let fetched = upstream
+            .dist_tags(name, &via, deadline.at)
             .await?
-            .map(Answer::new)
-            .ok_or_else(|| Error::PackageNotFound(format!("package {name} not found")))
+            .ok_or_else(|| Error::PackageNotFound(format!("package {name} not found")))?;
+        Ok(Found {
+            answer: Answer::new(fetched.tags),
+            stale: fetched.stale,
+        })
     }
 
     /// The `Via` header for an upstream request made while answering a request with `headers`

@@ -3,25 +3,24 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResult};
 
 use crate::answer::Answer;
-use crate::cache::Cache;
+use crate::cache::{Cache, Flights, Weigh};
 use crate::error::Error;
 use crate::extract::{DistTags, ExtractError, Extractor};
 use crate::files::FileStamp;
+use crate::lookup::Deadline;
 use crate::names::PackageName;
 use crate::store::Store;
 
 /// How much of a packument one ranged GET reads first: `dist-tags` sits in the first few hundred
 /// bytes of a registry-written packument, and this many bytes cost one round trip on every store.
 pub const PREFIX_BYTES: u64 = 64 * 1024;
-
-/// The most packuments whose tags a process remembers; past it the cache starts over.
-const CACHE_ENTRIES: usize = 10_000;
 
 /// How often one lookup reads a packument that changes between its prefix and its rest.
 const READ_ATTEMPTS: usize = 3;
@@ -37,6 +36,10 @@ pub struct StoreStats {
     pub not_modified: u64,
     /// Lookups a local file's metadata showed unchanged, with no GET.
     pub file_checks: u64,
+    /// Lookups answered within the revalidation window, without asking the store.
+    pub fresh: u64,
+    /// Lookups that waited for another lookup's read of the same name and took its outcome.
+    pub shared: u64,
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +48,8 @@ struct Counters {
     store_bytes: AtomicU64,
     not_modified: AtomicU64,
     file_checks: AtomicU64,
+    fresh: AtomicU64,
+    shared: AtomicU64,
 }
 
 /// Tags read before, valid while the store's ETag is unchanged.
@@ -54,7 +59,39 @@ struct CachedTags {
     answer: Arc<Answer>,
     /// On a file store: the file and its metadata when it was read.
     file: Option<FileStamp>,
+    /// When the store last confirmed these tags (read or revalidated them).
+    confirmed: Instant,
 }
+
+impl Weigh for Arc<CachedTags> {
+    fn bytes(&self) -> usize {
+        let answer = &self.answer;
+        let file = self.file.as_ref().map_or(0, FileStamp::bytes);
+        // The tags twice (parsed, and as the JSON body), the ETags, the file's path.
+        self.etag.len() + answer.bytes() + file
+    }
+}
+
+/// How a [`StoreReader`] caches and revalidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadPolicy {
+    /// At most this many bytes of cached tags (and `bytes / 512` entries).
+    pub cache_bytes: u64,
+    /// Cached tags are served without asking the store for this long after the store confirmed
+    /// them; zero: every lookup revalidates.
+    pub revalidate: Duration,
+}
+
+impl Default for ReadPolicy {
+    fn default() -> Self {
+        Self {
+            cache_bytes: crate::vars::CACHE_MB.default_count() << 20,
+            revalidate: Duration::ZERO,
+        }
+    }
+}
+
+type Outcome = Result<Option<Arc<Answer>>, Arc<Error>>;
 
 /// Outcome of one attempt to read a stored packument.
 enum Read {
@@ -88,16 +125,26 @@ impl FeedError {
 pub(crate) struct StoreReader {
     store: Store,
     cache: Cache<Arc<CachedTags>>,
+    flights: Flights<Outcome>,
+    revalidate: Duration,
     stats: Counters,
 }
 
 impl StoreReader {
-    pub(crate) fn new(store: Store) -> Self {
+    pub(crate) fn new(store: Store, policy: ReadPolicy) -> Self {
         Self {
             store,
-            cache: Cache::new(CACHE_ENTRIES),
+            cache: Cache::new(policy.cache_bytes),
+            flights: Flights::default(),
+            revalidate: policy.revalidate,
             stats: Counters::default(),
         }
+    }
+
+    /// Caches and revalidates as `policy` says; what is cached is dropped.
+    pub(crate) fn set_policy(&mut self, policy: ReadPolicy) {
+        self.cache = Cache::new(policy.cache_bytes);
+        self.revalidate = policy.revalidate;
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -111,6 +158,8 @@ impl StoreReader {
             bytes: self.stats.store_bytes.load(Ordering::Relaxed),
             not_modified: self.stats.not_modified.load(Ordering::Relaxed),
             file_checks: self.stats.file_checks.load(Ordering::Relaxed),
+            fresh: self.stats.fresh.load(Ordering::Relaxed),
+            shared: self.stats.shared.load(Ordering::Relaxed),
         }
     }
 
@@ -123,14 +172,51 @@ impl StoreReader {
     /// unchanged: one `stat()` on this thread, no GET, no timer. A stat of a local file takes a
     /// microsecond or two; on a network file system that hangs it would hold this worker thread
     /// until the kernel gives up, where a GET through the blocking pool would time out.
+    ///
+    /// Within the revalidation window no `stat()` is made either: see [`Self::fresh`].
     pub(crate) fn unchanged_file(&self, name: &str) -> Option<Arc<Answer>> {
         self.store.local_files()?;
         let cached = self.cache.get(name)?;
+        if let Some(answer) = self.fresh_in(&cached) {
+            return Some(answer);
+        }
         if !cached.file.as_ref()?.unchanged() {
             return None;
         }
         self.stats.file_checks.fetch_add(1, Ordering::Relaxed);
+        self.confirmed(name, &cached);
         Some(cached.answer.clone())
+    }
+
+    /// The cached answer, when the store confirmed it within the revalidation window.
+    fn fresh(&self, name: &str) -> Option<Arc<Answer>> {
+        let cached = self.cache.get(name)?;
+        self.fresh_in(&cached)
+    }
+
+    fn fresh_in(&self, cached: &CachedTags) -> Option<Arc<Answer>> {
+        if self.revalidate.is_zero() || cached.confirmed.elapsed() >= self.revalidate {
+            return None;
+        }
+        self.stats.fresh.fetch_add(1, Ordering::Relaxed);
+        Some(cached.answer.clone())
+    }
+
+    /// Restarts the revalidation window of tags the store has just confirmed unchanged (only
+    /// when there is a window: without one the time is never read).
+    fn confirmed(&self, name: &str, cached: &CachedTags) {
+        if self.revalidate.is_zero() {
+            return;
+        }
+        self.cache.insert(
+            name,
+            Arc::new(CachedTags {
+                etag: cached.etag.clone(),
+                answer: cached.answer.clone(),
+                file: cached.file.clone(),
+                confirmed: Instant::now(),
+            }),
+        );
     }
 
     /// The stored packument's dist-tags; `None` when the object does not exist.
@@ -138,11 +224,45 @@ impl StoreReader {
     /// A lookup revalidates the cached tags with `If-None-Match` (an unchanged object transfers no
     /// body), else reads a bounded prefix with one ranged GET, which holds `dist-tags` when it is near
     /// the start, and only then streams the rest, pinned to the same object version with `If-Match`.
+    ///
+    /// Within the revalidation window the cached tags are the answer. Otherwise concurrent lookups
+    /// of one name share one read (see [`Flights`]); each waits no longer than its own deadline,
+    /// and the read itself is bounded by the deadline of the lookup that started it.
     pub(crate) async fn stored_tags(
         &self,
         name: &PackageName,
+        deadline: Deadline,
     ) -> Result<Option<Arc<Answer>>, Error> {
+        if let Some(answer) = self.fresh(name.as_str()) {
+            return Ok(Some(answer));
+        }
         let key = name.packument_key();
+        let timed_out = || Error::StoreTimeout {
+            key: key.to_string(),
+            after: deadline.budget,
+        };
+        let mut led = false;
+        let read = async {
+            led = true;
+            tokio::time::timeout_at(deadline.at, self.read_attempts(name, key))
+                .await
+                .unwrap_or_else(|_| Err(timed_out()))
+                .map_err(Arc::new)
+        };
+        let outcome = tokio::time::timeout_at(deadline.at, self.flights.run(name.as_str(), read))
+            .await
+            .map_err(|_| timed_out())?;
+        if !led {
+            self.stats.shared.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome.map_err(Error::Shared)
+    }
+
+    async fn read_attempts(
+        &self,
+        name: &PackageName,
+        key: &Path,
+    ) -> Result<Option<Arc<Answer>>, Error> {
         // An object replaced between the prefix and the rest is read again from the start.
         for _ in 0..READ_ATTEMPTS {
             if let Read::Done(tags) = self.read_stored(name, key).await? {
@@ -175,7 +295,10 @@ impl StoreReader {
             Ok(result) => result,
             Err(object_store::Error::NotModified { .. }) if cached.is_some() => {
                 self.stats.not_modified.fetch_add(1, Ordering::Relaxed);
-                return Ok(Read::Done(cached.map(|c| c.answer.clone())));
+                return Ok(Read::Done(cached.map(|c| {
+                    self.confirmed(name.as_str(), &c);
+                    c.answer.clone()
+                })));
             }
             Err(object_store::Error::NotFound { .. }) => {
                 self.cache.remove(name.as_str());
@@ -237,6 +360,7 @@ impl StoreReader {
                 etag,
                 answer: answer.clone(),
                 file,
+                confirmed: Instant::now(),
             }),
         );
         answer

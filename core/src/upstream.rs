@@ -1,14 +1,15 @@
 //! The upstream registry: asked for a package's dist-tags when the store does not have it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use http::{HeaderMap, StatusCode};
-use reqwest::header::{ACCEPT, CACHE_CONTROL, VIA};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use reqwest::header::{ACCEPT, CACHE_CONTROL, ETAG, IF_NONE_MATCH, VIA};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Flights, Weigh};
 use crate::error::{Error, with_causes};
 use crate::extract::{DistTags, Extractor, MAX_DIST_TAGS_LEN};
 use crate::names::PackageName;
@@ -17,9 +18,64 @@ use crate::names::PackageName;
 #[async_trait]
 pub trait Upstream: Send + Sync {
     /// The package's dist-tags; `Ok(None)` when the upstream says it does not exist. `via` is the
-    /// `Via` header to send: the hops the request has come through, this server last.
-    async fn dist_tags(&self, name: &PackageName, via: &str) -> Result<Option<DistTags>, Error>;
+    /// `Via` header to send: the hops the request has come through, this server last. No answer
+    /// by `deadline` is an [`Error::UpstreamTimeout`].
+    async fn dist_tags(
+        &self,
+        name: &PackageName,
+        via: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Fetched>, Error>;
 }
+
+/// Tags the upstream gave, now or (when it fails now) before.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The tags.
+    pub tags: DistTags,
+    /// Set when these are the tags of an earlier answer, served because the upstream failed.
+    pub stale: Option<Stale>,
+}
+
+/// Why and since when an answer is served from before.
+#[derive(Debug, Clone)]
+pub struct Stale {
+    /// How long ago the upstream gave these tags (the `Age` header).
+    pub age: Duration,
+    /// How the upstream failed this time.
+    pub cause: Arc<Error>,
+}
+
+/// An upstream answer, kept to be reused while fresh, revalidated with its ETag after, and served
+/// stale for a while when the upstream fails.
+#[derive(Debug)]
+struct Remembered {
+    tags: DistTags,
+    /// When the upstream gave (or confirmed) these tags.
+    fetched: Instant,
+    /// Reused without asking until then.
+    fresh_until: Instant,
+    etag: Option<HeaderValue>,
+    /// Whether it came from the dist-tags endpoint (else from the packument): which URL its ETag
+    /// belongs to.
+    endpoint: bool,
+}
+
+impl Weigh for Arc<Remembered> {
+    fn bytes(&self) -> usize {
+        let strings = self
+            .tags
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+        std::mem::size_of::<Remembered>()
+            + strings
+            + self.tags.len() * 48
+            + self.etag.as_ref().map_or(0, HeaderValue::len)
+    }
+}
+
+type Outcome = Result<Option<Arc<Remembered>>, Arc<Error>>;
 
 /// An npm registry over HTTP; one client, built once, shared by all requests.
 pub struct HttpUpstream {
@@ -32,11 +88,11 @@ pub struct HttpUpstream {
     ttl: Duration,
     /// One lookup, every request and retry included.
     deadline: Duration,
-    cache: Cache<(Instant, DistTags)>,
+    /// How long after the upstream last gave a package's tags they are served when it fails.
+    stale_if_error: Duration,
+    cache: Cache<Arc<Remembered>>,
+    flights: Flights<Outcome>,
 }
-
-/// The most upstream answers a process remembers; past it the cache starts over.
-const CACHE_ENTRIES: usize = 10_000;
 /// Retries of a transient failure (connection refused, 502/503/504), each after a longer pause.
 const RETRIES: u32 = 2;
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
@@ -53,7 +109,8 @@ const PACKUMENT_ACCEPT: &str =
     "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
 
 impl HttpUpstream {
-    /// An upstream at `base` using `client`, each lookup bounded by `deadline`, answers reused for `ttl`.
+    /// An upstream at `base` using `client`, each lookup bounded by `deadline`, answers reused for
+    /// `ttl`, no answer served stale, at most 32 MiB of answers kept (see [`Self::with_cache`]).
     /// Call [`crate::tls::install`] before building `client`: reqwest is built without a TLS
     /// crypto provider of its own, and building a client with none installed panics.
     pub fn new(
@@ -72,36 +129,68 @@ impl HttpUpstream {
             has_endpoint: AtomicBool::new(false),
             ttl,
             deadline,
-            cache: Cache::new(CACHE_ENTRIES),
+            stale_if_error: Duration::ZERO,
+            cache: Cache::new(crate::vars::CACHE_MB.default_count() << 20),
+            flights: Flights::default(),
         }
     }
 
-    fn cached(&self, name: &PackageName) -> Option<DistTags> {
-        let (expires, tags) = self.cache.get(name.as_str())?;
-        (Instant::now() < expires).then_some(tags)
+    /// Serves a package's last good tags for `window` after the upstream gave them, when it fails
+    /// now (5xx, a reset, a timeout); zero: never.
+    pub fn with_stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = window;
+        self
     }
 
-    /// Remembers `tags` for as long as both our ttl and the answer's `Cache-Control` allow.
-    fn remember(&self, name: &PackageName, headers: &HeaderMap, tags: &DistTags) {
+    /// Keeps at most `bytes` of answers (and `bytes / 512` of them).
+    pub fn with_cache(mut self, bytes: u64) -> Self {
+        self.cache = Cache::new(bytes);
+        self
+    }
+
+    /// Remembers `tags` for reuse while both our ttl and the answer's `Cache-Control` allow, and
+    /// beyond, for revalidation and for the stale-if-error window, unless `Cache-Control` forbids
+    /// storing it.
+    fn remember(
+        &self,
+        name: &PackageName,
+        headers: &HeaderMap,
+        tags: DistTags,
+        endpoint: bool,
+    ) -> Arc<Remembered> {
         let ttl = cache_lifetime(headers).map_or(self.ttl, |allowed| allowed.min(self.ttl));
-        if ttl.is_zero() {
-            return;
+        let now = Instant::now();
+        let remembered = Arc::new(Remembered {
+            tags,
+            fetched: now,
+            fresh_until: now + ttl,
+            etag: headers.get(ETAG).cloned(),
+            endpoint,
+        });
+        if storable(headers) && (!ttl.is_zero() || !self.stale_if_error.is_zero()) {
+            self.cache.insert(name.as_str(), remembered.clone());
+        } else {
+            self.cache.remove(name.as_str());
         }
-        self.cache
-            .insert(name.as_str(), (Instant::now() + ttl, tags.clone()));
+        remembered
     }
 
-    /// One GET, retried with backoff while the failure is transient; the lookup's deadline bounds it all.
-    async fn get(&self, url: &str, accept: &str, via: &str) -> Result<reqwest::Response, Error> {
+    /// One GET, retried with backoff while the failure is transient; the lookup's deadline bounds
+    /// it all. `etag` makes it conditional.
+    async fn get(
+        &self,
+        url: &str,
+        accept: &str,
+        via: &str,
+        etag: Option<&HeaderValue>,
+    ) -> Result<reqwest::Response, Error> {
         let mut attempt = 0;
         loop {
-            let result = self
-                .client
-                .get(url)
-                .header(ACCEPT, accept)
-                .header(VIA, via)
-                .send()
-                .await;
+            let mut request = self.client.get(url).header(ACCEPT, accept).header(VIA, via);
+            if let Some(etag) = etag {
+                request = request.header(IF_NONE_MATCH, etag);
+            }
+            let result = request.send().await;
             let transient = match &result {
                 Err(e) => e.is_connect(),
                 Ok(r) => matches!(r.status().as_u16(), 502..=504),
@@ -114,18 +203,38 @@ impl HttpUpstream {
         }
     }
 
-    /// The dist-tags endpoint, then the abbreviated packument where the upstream lacks the endpoint.
-    async fn lookup(&self, name: &PackageName, via: &str) -> Result<Option<DistTags>, Error> {
+    /// The dist-tags endpoint, then the abbreviated packument where the upstream lacks the
+    /// endpoint; an answer remembered from before is revalidated with its ETag.
+    async fn lookup(
+        &self,
+        name: &PackageName,
+        via: &str,
+        before: Option<&Remembered>,
+    ) -> Result<Option<Arc<Remembered>>, Error> {
+        let validator = |endpoint: bool| {
+            before
+                .filter(|b| b.endpoint == endpoint)
+                .and_then(|b| b.etag.as_ref())
+        };
+        let not_modified = |headers: &HeaderMap, endpoint: bool| {
+            let tags = before.map(|b| b.tags.clone()).unwrap_or_default();
+            Ok(Some(self.remember(name, headers, tags, endpoint)))
+        };
         let segment = name.upstream_segment();
         let endpoint = format!("{}-/package/{segment}/dist-tags", self.base);
-        let response = self.get(&endpoint, "application/json", via).await?;
+        let response = self
+            .get(&endpoint, "application/json", via, validator(true))
+            .await?;
         match response.status() {
             StatusCode::OK => {
                 self.has_endpoint.store(true, Ordering::Relaxed);
                 let headers = response.headers().clone();
                 let tags = Self::read_tags(response).await?;
-                self.remember(name, &headers, &tags);
-                return Ok(Some(tags));
+                return Ok(Some(self.remember(name, &headers, tags, true)));
+            }
+            StatusCode::NOT_MODIFIED if validator(true).is_some() => {
+                self.has_endpoint.store(true, Ordering::Relaxed);
+                return not_modified(response.headers(), true);
             }
             StatusCode::NOT_FOUND if self.has_endpoint.load(Ordering::Relaxed) => return Ok(None),
             // A registry without the endpoint: ask for the (abbreviated) packument instead.
@@ -135,14 +244,21 @@ impl HttpUpstream {
             other => return Err(status_error(other)),
         }
         let response = self
-            .get(&format!("{}{segment}", self.base), PACKUMENT_ACCEPT, via)
+            .get(
+                &format!("{}{segment}", self.base),
+                PACKUMENT_ACCEPT,
+                via,
+                validator(false),
+            )
             .await?;
         match response.status() {
             StatusCode::OK => {
                 let headers = response.headers().clone();
                 let tags = Self::read_packument(response).await?;
-                self.remember(name, &headers, &tags);
-                Ok(Some(tags))
+                Ok(Some(self.remember(name, &headers, tags, false)))
+            }
+            StatusCode::NOT_MODIFIED if validator(false).is_some() => {
+                not_modified(response.headers(), false)
             }
             StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
             other => Err(status_error(other)),
@@ -182,14 +298,84 @@ impl HttpUpstream {
 
 #[async_trait]
 impl Upstream for HttpUpstream {
-    async fn dist_tags(&self, name: &PackageName, via: &str) -> Result<Option<DistTags>, Error> {
-        if let Some(tags) = self.cached(name) {
-            return Ok(Some(tags));
+    /// A fresh remembered answer, else one lookup shared by every concurrent caller for `name`
+    /// (bounded by the first caller's deadline and the lookup's own), else, when that fails, the
+    /// last good answer within the stale-if-error window.
+    async fn dist_tags(
+        &self,
+        name: &PackageName,
+        via: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Fetched>, Error> {
+        let before = self.cache.get(name.as_str());
+        if let Some(before) = &before
+            && Instant::now() < before.fresh_until
+        {
+            return Ok(Some(Fetched {
+                tags: before.tags.clone(),
+                stale: None,
+            }));
         }
-        tokio::time::timeout(self.deadline, self.lookup(name, via))
+        let deadline = deadline.min(tokio::time::Instant::now() + self.deadline);
+        let timed_out = || Error::UpstreamTimeout("no answer within the request's budget".into());
+        let lookup = async {
+            tokio::time::timeout_at(deadline, self.lookup(name, via, before.as_deref()))
+                .await
+                .unwrap_or_else(|_| Err(timed_out()))
+                .map_err(Arc::new)
+        };
+        let outcome = tokio::time::timeout_at(deadline, self.flights.run(name.as_str(), lookup))
             .await
-            .map_err(|_| Error::UpstreamTimeout(format!("no answer within {:?}", self.deadline)))?
+            .unwrap_or_else(|_| Err(Arc::new(timed_out())));
+        match outcome {
+            Ok(Some(found)) => Ok(Some(Fetched {
+                tags: found.tags.clone(),
+                stale: None,
+            })),
+            Ok(None) => {
+                self.cache.remove(name.as_str());
+                Ok(None)
+            }
+            Err(cause) => self.stale(name, cause),
+        }
     }
+}
+
+impl HttpUpstream {
+    /// The last good answer for `name`, when the upstream failed the way an outage does and the
+    /// answer is within the stale-if-error window; else the failure.
+    fn stale(&self, name: &PackageName, cause: Arc<Error>) -> Result<Option<Fetched>, Error> {
+        let outage = matches!(
+            *cause,
+            Error::UpstreamUnavailable(_) | Error::UpstreamTimeout(_)
+        );
+        let last = self
+            .cache
+            .get(name.as_str())
+            .filter(|_| outage)
+            .map(|last| (last.fetched.elapsed(), last))
+            .filter(|(age, _)| *age < self.stale_if_error);
+        match last {
+            Some((age, last)) => Ok(Some(Fetched {
+                tags: last.tags.clone(),
+                stale: Some(Stale { age, cause }),
+            })),
+            None => Err(Error::Shared(cause)),
+        }
+    }
+}
+
+/// Whether `Cache-Control` lets a shared cache store the answer at all.
+fn storable(headers: &HeaderMap) -> bool {
+    !headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| {
+            let d = d.trim();
+            d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("private")
+        })
 }
 
 /// How long `Cache-Control` lets an answer be reused: `None` when it does not say, zero when it forbids it.

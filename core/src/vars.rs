@@ -54,6 +54,8 @@ pub enum Kind {
     Millis,
     /// Whole milliseconds; `0` turns the thing off.
     MillisOrOff,
+    /// A whole number, more than zero.
+    Count,
 }
 
 /// What applies when a variable is unset.
@@ -104,6 +106,24 @@ impl Var {
             kind: Kind::Millis,
             meaning,
         }
+    }
+
+    /// The default as a number, for a [`Kind::Count`] variable (zero for any other).
+    pub const fn default_count(&self) -> u64 {
+        let Fallback::Value(v) = self.fallback else {
+            return 0;
+        };
+        let mut n = 0u64;
+        let mut i = 0;
+        while i < v.len() {
+            let digit = v.as_bytes()[i];
+            if !digit.is_ascii_digit() {
+                return 0;
+            }
+            n = n * 10 + (digit - b'0') as u64;
+            i += 1;
+        }
+        n
     }
 
     /// The default as a duration, for a milliseconds variable (zero for any other).
@@ -161,6 +181,12 @@ pub const LISTEN: Var = Var::text(
     &[Program::Local],
     "address `disttags serve` listens on",
 );
+/// `DISTTAGS_REQUEST_TIMEOUT_MS`.
+pub const REQUEST_TIMEOUT_MS: Var = Var::millis(
+    "DISTTAGS_REQUEST_TIMEOUT_MS",
+    "10000",
+    "one request's budget: its store lookup, upstream call and their retries, or one tag write, in all; a store that hangs is answered `500`, an upstream that hangs `504`, within it",
+);
 /// `DISTTAGS_UPSTREAM_CONNECT_TIMEOUT_MS`.
 pub const UPSTREAM_CONNECT_TIMEOUT_MS: Var = Var::millis(
     "DISTTAGS_UPSTREAM_CONNECT_TIMEOUT_MS",
@@ -182,8 +208,8 @@ pub const STORE_CONNECT_TIMEOUT_MS: Var = Var::millis(
 /// `DISTTAGS_STORE_TIMEOUT_MS`.
 pub const STORE_TIMEOUT_MS: Var = Var::millis(
     "DISTTAGS_STORE_TIMEOUT_MS",
-    "30000",
-    "one store request, body included, and one lookup's store reads (or one tag write's reads and writes) in all",
+    "10000",
+    "one store request, body included (inside the request's budget)",
 );
 /// `DISTTAGS_STORE_RETRY_MS`.
 pub const STORE_RETRY_MS: Var = Var::millis(
@@ -204,6 +230,33 @@ pub const UPSTREAM_CACHE_MS: Var = Var {
         "DISTTAGS_UPSTREAM_CACHE_MS",
         "30000",
         "how long a found upstream answer is reused, never longer than its `Cache-Control` allows; `0` disables",
+    )
+};
+/// `DISTTAGS_STALE_IF_ERROR_MS`.
+pub const STALE_IF_ERROR_MS: Var = Var {
+    kind: Kind::MillisOrOff,
+    ..Var::millis(
+        "DISTTAGS_STALE_IF_ERROR_MS",
+        "3600000",
+        "when the upstream fails (5xx, reset, timeout), a package it answered within this long is answered `200` with those tags and an `Age` header; `0`: never",
+    )
+};
+/// `DISTTAGS_REVALIDATE_MS`.
+pub const REVALIDATE_MS: Var = Var {
+    kind: Kind::MillisOrOff,
+    ..Var::millis(
+        "DISTTAGS_REVALIDATE_MS",
+        "0",
+        "how long tags read from the store are served without asking the store again; `0`: every lookup revalidates, so an update is seen on the next request",
+    )
+};
+/// `DISTTAGS_CACHE_MB`.
+pub const CACHE_MB: Var = Var {
+    kind: Kind::Count,
+    ..Var::millis(
+        "DISTTAGS_CACHE_MB",
+        "32",
+        "memory for each of the two caches (tags read from the store, upstream answers), in MiB; each holds at most 2,048 entries per MiB",
     )
 };
 /// `DISTTAGS_HEADER_TIMEOUT_MS`.
@@ -375,6 +428,7 @@ pub const ALL: &[Var] = &[
     LOG_TOKEN,
     BASE_PATH,
     LISTEN,
+    REQUEST_TIMEOUT_MS,
     UPSTREAM_CONNECT_TIMEOUT_MS,
     UPSTREAM_TIMEOUT_MS,
     STORE_CONNECT_TIMEOUT_MS,
@@ -382,6 +436,9 @@ pub const ALL: &[Var] = &[
     STORE_RETRY_MS,
     LOG_TIMEOUT_MS,
     UPSTREAM_CACHE_MS,
+    STALE_IF_ERROR_MS,
+    REVALIDATE_MS,
+    CACHE_MB,
     HEADER_TIMEOUT_MS,
     AUTH_TOKENS,
     AUTH_TOKENS_FILE,
@@ -505,6 +562,20 @@ impl Env {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// A whole-number variable ([`Kind::Count`]), or its default.
+    pub fn count(&self, var: &Var) -> Result<u64, ConfigError> {
+        let value = match (self.get(var), var.fallback) {
+            (Some(value), _) | (None, Fallback::Value(value)) => value,
+            (None, Fallback::Described(_)) => return Ok(0),
+        };
+        value.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ConfigError::new(format!(
+                "{}={value:?} is not valid: use a whole number, more than zero",
+                var.name
+            ))
+        })
+    }
+
     /// A milliseconds variable, or its default.
     pub fn millis(&self, var: &Var) -> Result<Duration, ConfigError> {
         let Some(value) = self.get(var) else {
@@ -574,8 +645,14 @@ mod tests {
     #[test]
     fn every_milliseconds_default_parses_and_names_are_unique() {
         for var in ALL {
-            if var.kind != Kind::Text {
-                assert!(!var.default_duration().is_zero(), "{}", var.name);
+            match (var.kind, var.fallback) {
+                (Kind::Millis | Kind::Count, _) => {
+                    assert_ne!(Env::default().count(var).ok(), None, "{}", var.name);
+                }
+                (Kind::MillisOrOff, Fallback::Value(v)) => {
+                    assert!(v.parse::<u64>().is_ok(), "{}", var.name);
+                }
+                _ => {}
             }
             assert_eq!(
                 ALL.iter().filter(|v| v.name == var.name).count(),

@@ -202,6 +202,10 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       healthCheckPath: pingPath
+      // DISTTAGS_REQUEST_TIMEOUT_MS: one request's budget (store lookup, upstream call, retries), well under
+      // host.json's functionTimeout and the 230 s the Azure front end allows, so a hung store or upstream gets
+      // disttags' own 500 or 504 and an error event before the request is cut off. A store or upstream
+      // timeout set here must not exceed it. (checkov's Bicep parser refuses comments in the list.)
       appSettings: [
         { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
         { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'custom' }
@@ -214,6 +218,7 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'DISTTAGS_UPSTREAM', value: upstreamRegistry }
         { name: 'DISTTAGS_LOG', value: logSink }
         { name: 'DISTTAGS_WRITES', value: writes }
+        { name: 'DISTTAGS_REQUEST_TIMEOUT_MS', value: '10000' }
       ]
     }
   }

@@ -163,6 +163,26 @@ impl Emulator {
         }
     }
 
+    /// Freezes the emulator's server with SIGSTOP (`true`) or thaws it with SIGCONT: frozen, it
+    /// still holds its port, so the kernel accepts connections that are then never answered, as a
+    /// hung endpoint does.
+    pub fn freeze(&self, frozen: bool) {
+        let process = self.process.as_ref().expect("emulator running");
+        let launcher = process.id();
+        // The launcher starts the server in a process group of its own (see run.py).
+        let children =
+            std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children"))
+                .expect("the launcher's children");
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        for server in children.split_whitespace() {
+            let status = Command::new("kill")
+                .args([signal, "--", &format!("-{server}")])
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill {signal} -{server}");
+        }
+    }
+
     /// Stops the emulator now (the "store goes away mid-run" case).
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {

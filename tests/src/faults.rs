@@ -1,8 +1,10 @@
 //! FaultInjectingStore: an in-process wrapper over a real store that fails the ways no real server
 //! here can be made to fail on cue (an error on every read, a stall, a body that breaks off or never
-//! ends). Everything but the injected fault is the wrapped store's own behaviour.
+//! ends). Everything but the injected fault is the wrapped store's own behaviour. It also counts
+//! the reads it passes on, so that a test can tell how many requests a real store was sent.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +42,7 @@ pub enum Fault {
 pub struct FaultInjectingStore {
     inner: Arc<dyn ObjectStore>,
     fault: Mutex<Fault>,
+    reads: AtomicUsize,
 }
 
 impl FaultInjectingStore {
@@ -48,12 +51,18 @@ impl FaultInjectingStore {
         Self {
             inner,
             fault: Mutex::new(Fault::None),
+            reads: AtomicUsize::new(0),
         }
     }
 
     /// Sets the fault for the following reads.
     pub fn inject(&self, fault: Fault) {
         *self.fault.lock().expect("lock") = fault;
+    }
+
+    /// GET requests (whole or ranged) asked of the store so far.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
     }
 
     fn fault(&self) -> Fault {
@@ -100,6 +109,7 @@ impl ObjectStore for FaultInjectingStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         match self.fault() {
             Fault::None => self.inner.get_opts(location, options).await,
             Fault::Fail => Err(injected("read failed")),
