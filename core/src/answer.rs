@@ -25,15 +25,22 @@ impl Answer {
         Arc::new(Self { tags, body, etag })
     }
 
-    /// What the answer holds in memory, for the cache's byte bound: the tags (two strings a tag),
-    /// the body, the ETag.
+    /// What the answer holds in memory, for the cache's byte bound: itself in its `Arc`, the
+    /// tags (a vector of string pairs, each string an allocation), the body, the ETag.
     pub(crate) fn bytes(&self) -> usize {
+        use crate::cache::ALLOCATION;
         let strings = self
             .tags
             .iter()
             .map(|(k, v)| k.len() + v.len())
             .sum::<usize>();
-        std::mem::size_of::<Self>() + strings + self.tags.len() * 48 + self.body.len()
+        let pair = std::mem::size_of::<(String, String)>() + 2 * ALLOCATION;
+        std::mem::size_of::<Self>()
+            + 4 * ALLOCATION
+            + self.tags.len() * pair
+            + strings
+            + self.body.len()
+            + self.etag.len()
     }
 
     /// 200 with the tags and their ETag, or 304 when the client already has them.

@@ -41,7 +41,7 @@ pub(crate) struct FileStamp {
 impl FileStamp {
     /// What a stamp holds in memory, for the cache's byte bound.
     pub(crate) fn bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.path.as_os_str().len()
+        std::mem::size_of::<Self>() + self.path.as_os_str().len() + crate::cache::ALLOCATION
     }
 
     /// Reads the ETag `object_store` 0.14's `LocalFileSystem` gives a file: its inode, mtime in

@@ -65,10 +65,13 @@ struct CachedTags {
 
 impl Weigh for Arc<CachedTags> {
     fn bytes(&self) -> usize {
-        let answer = &self.answer;
         let file = self.file.as_ref().map_or(0, FileStamp::bytes);
-        // The tags twice (parsed, and as the JSON body), the ETags, the file's path.
-        self.etag.len() + answer.bytes() + file
+        // This entry (in its `Arc`), its ETag, the answer, the file's stamp.
+        std::mem::size_of::<CachedTags>()
+            + 2 * crate::cache::ALLOCATION
+            + self.etag.len()
+            + self.answer.bytes()
+            + file
     }
 }
 

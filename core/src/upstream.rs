@@ -63,14 +63,17 @@ struct Remembered {
 
 impl Weigh for Arc<Remembered> {
     fn bytes(&self) -> usize {
+        use crate::cache::ALLOCATION;
         let strings = self
             .tags
             .iter()
             .map(|(k, v)| k.len() + v.len())
             .sum::<usize>();
+        let pair = std::mem::size_of::<(String, String)>() + 2 * ALLOCATION;
         std::mem::size_of::<Remembered>()
+            + 3 * ALLOCATION
+            + self.tags.len() * pair
             + strings
-            + self.tags.len() * 48
             + self.etag.as_ref().map_or(0, HeaderValue::len)
     }
 }

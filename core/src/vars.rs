@@ -256,7 +256,7 @@ pub const CACHE_MB: Var = Var {
     ..Var::millis(
         "DISTTAGS_CACHE_MB",
         "32",
-        "memory for each of the two caches (tags read from the store, upstream answers), in MiB; each holds at most 2,048 entries per MiB",
+        "memory for each of the two caches (tags read from the store, upstream answers), in MiB; each holds at most 1,024 entries per MiB (32,768 at the default)",
     )
 };
 /// `DISTTAGS_HEADER_TIMEOUT_MS`.
