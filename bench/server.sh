@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Server throughput (issue 6, item 5). In one run, on 127.0.0.1 only:
 #   - `disttags serve` (release build) on a file store holding is-odd, left-pad, react and typescript
-#     (the `.front` packuments, dist-tags near the start as codebox stores them), twice: as shipped
-#     (every lookup revalidates: one `stat()`), and with DISTTAGS_REVALIDATE_MS=1000 (within the
-#     window a lookup makes no system call beyond the socket's);
+#     (the `.front` packuments, dist-tags near the start as codebox stores them), three times: as
+#     shipped (every lookup revalidates: one `stat()`; one JSON log line per request, to a file), with
+#     RUST_LOG=warn (no request lines), and with DISTTAGS_REVALIDATE_MS=1000 (within the window a
+#     lookup makes no system call beyond the socket's);
 #   - Verdaccio 6 from npm (pinned, installed by scripts/install-tools into .tools/verdaccio), no
 #     uplinks, the same packages in its own storage layout (`storage/{name}/package.json`; the `.tail`
 #     documents where there is one, dist-tags last as Verdaccio writes them), log level `warn`;
@@ -80,6 +81,7 @@ verdaccio_config "$work/verdaccio/config.yaml"
 
 d_addr=127.0.0.1:$(free_port)
 w_addr=127.0.0.1:$(free_port)
+q_addr=127.0.0.1:$(free_port)
 v_addr=127.0.0.1:$(free_port)
 b_addr=127.0.0.1:$(free_port)
 DISTTAGS_LOG=stdout "${server_on[@]}" "$bin/disttags" serve --listen "$d_addr" --store "file://$store" --upstream off \
@@ -93,9 +95,13 @@ bench_pids+=($!)
 DISTTAGS_LOG=stdout DISTTAGS_REVALIDATE_MS=1000 "${server_on[@]}" "$bin/disttags" serve --listen "$w_addr" \
   --store "file://$store" --upstream off >"$work/window.log" 2>&1 &
 bench_pids+=($!)
-d_pid=${bench_pids[0]} v_pid=${bench_pids[1]} b_pid=${bench_pids[2]} w_pid=${bench_pids[3]}
+DISTTAGS_LOG=stdout RUST_LOG=warn "${server_on[@]}" "$bin/disttags" serve --listen "$q_addr" \
+  --store "file://$store" --upstream off >"$work/quiet.log" 2>&1 &
+bench_pids+=($!)
+d_pid=${bench_pids[0]} v_pid=${bench_pids[1]} b_pid=${bench_pids[2]} w_pid=${bench_pids[3]} q_pid=${bench_pids[4]}
 wait_ok "http://$d_addr/-/ping" 10 || die "disttags serve did not start: $(tail -3 "$work/disttags.log")"
 wait_ok "http://$w_addr/-/ping" 10 || die "disttags serve (window) did not start: $(tail -3 "$work/window.log")"
+wait_ok "http://$q_addr/-/ping" 10 || die "disttags serve (quiet) did not start: $(tail -3 "$work/quiet.log")"
 wait_ok "http://$b_addr/" 10 || die "the bare server did not start: $(tail -3 "$work/bare.log")"
 wait_ok "http://$v_addr/-/package/left-pad/dist-tags" 60 || die "Verdaccio did not start: $(tail -5 "$work/verdaccio.log")"
 
@@ -148,9 +154,10 @@ for c in 1 10 100; do
   printf 'bare\t-\t%s\t%s\n' "$c" "$row" >>"$results"
 done
 for name in "${packages[@]}"; do
-  for server in disttags window verdaccio; do
+  for server in disttags quiet window verdaccio; do
     case $server in
       disttags) addr=$d_addr pid=$d_pid ;;
+      quiet) addr=$q_addr pid=$q_pid ;;
       window) addr=$w_addr pid=$w_pid ;;
       *) addr=$v_addr pid=$v_pid ;;
     esac
@@ -208,6 +215,7 @@ print()
 print("| package (stored) | c | disttags req/s | p50 ms | p99 ms | CPU µs/req | Verdaccio req/s | p50 ms | p99 ms | CPU µs/req | disttags ÷ Verdaccio | disttags ÷ bare |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 window_rows = []
+quiet_rows = []
 pkgs = [p for p in dict.fromkeys(pkg for _, pkg, _, _ in rows) if p != "-"]
 for pkg in pkgs:
     for c in ("1", "10", "100"):
@@ -218,6 +226,10 @@ for pkg in pkgs:
         vs_b = f"{100 * d[0] / b[0]:.0f}%" if b[0] else "-"
         print(f"| {pkg} ({size(int(sizes[pkg]))}) | {c} | {rate(('disttags', pkg, c))} | {ms(d[1])} | {ms(d[2])} | {d[4]:.2f} "
               f"| {rate(('verdaccio', pkg, c))} | {ms(v[1])} | {ms(v[2])} | {v[4]:,.0f} | {vs_v} | {vs_b} |")
+        q = res[("quiet", pkg, c)]
+        quiet_rows.append(
+            f"| {pkg} | {c} | {rate(('quiet', pkg, c))} | {q[4]:.2f} | {rate(('disttags', pkg, c))} | {d[4]:.2f} "
+            f"| {100 * (d[4] / q[4] - 1):+.0f}% |")
         w = res[("window", pkg, c)]
         window_rows.append(
             f"| {pkg} | {c} | {rate(('disttags', pkg, c))} | {d[4]:.2f} | {rate(('window', pkg, c))} | {ms(w[1])} | {ms(w[2])} "
@@ -228,6 +240,13 @@ print()
 print("| package | c | revalidating req/s | CPU µs/req | window req/s | p50 ms | p99 ms | CPU µs/req | window vs revalidating |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for row in window_rows:
+    print(row)
+print()
+print("Request lines on (as shipped: one JSON line per request) and off (`RUST_LOG=warn`)")
+print()
+print("| package | c | lines off req/s | CPU µs/req | lines on req/s | CPU µs/req | CPU per request, on vs off |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for row in quiet_rows:
     print(row)
 if notes:
     print()

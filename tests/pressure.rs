@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use disttags_core::{App, Config, Defaults, LogEvent, Store};
 use disttags_tests::emulator::{Emulator, Kind};
-use disttags_tests::faults::FaultInjectingStore;
+use disttags_tests::faults::{Fault, FaultInjectingStore};
 use disttags_tests::matrix::{moto_bucket, shared};
 use disttags_tests::target::{Reply, Target, app_get, seed};
 use disttags_tests::{Behaviour, TestUpstream, packument, shared_packument};
@@ -26,9 +26,13 @@ fn budget() -> Duration {
     Duration::from_millis(BUDGET_MS)
 }
 
-/// 64 lookups of one name at once over `inner`, on an instance that has not read it yet.
+/// 64 lookups of one name at once over `inner`, on an instance that has not read it yet. Each
+/// store read is held back 300 ms before it goes to the store, so that all 64 are certainly in
+/// flight before the first read ends (on an idle machine they are anyway; on a loaded one the
+/// executor may not poll the last of them before a fast read completes).
 async fn burst(inner: Arc<dyn ObjectStore>, upstream: Option<&TestUpstream>, name: &str) -> usize {
     let counted = Arc::new(FaultInjectingStore::new(inner));
+    counted.inject(Fault::Stall(Duration::from_millis(300)));
     let config = Config::from_vars(
         [
             ("DISTTAGS_STORE", "memory://"),

@@ -12,6 +12,7 @@ mod leaks;
 mod logs;
 mod names;
 mod npm_cli;
+mod observability;
 mod platforms;
 mod pressure;
 mod readme;
@@ -120,9 +121,9 @@ macro_rules! write_cases {
     };
 }
 
-/// The shims behind a platform authorizer.
+/// The shims behind a platform authorizer, and those of one via only (`$more`).
 macro_rules! guarded_write_cases {
-    ($via:ident, $stores:tt) => {
+    ($via:ident, [$($more:ident),* $(,)?], $stores:tt) => {
         matrix!(
             $via,
             [
@@ -132,6 +133,7 @@ macro_rules! guarded_write_cases {
                 lambda_http,
                 lambda_alb,
                 lambda_url
+                $(, $more)*
             ],
             $stores,
             [platform_writes]
@@ -166,7 +168,7 @@ mod conformance {
         reads: [memory, file, s3_moto, s3_seaweedfs, azurite, gcs],
         writes: [memory, file, s3_moto, s3_seaweedfs, azurite]
     );
-    guarded_write_cases!(Library, [memory, file]);
+    guarded_write_cases!(Library, [], [memory, file]);
     // Racing writers, on every store whose conditional write is atomic under concurrency (moto's
     // check is not); the shim does not matter to a race in the store.
     matrix!(
@@ -189,10 +191,12 @@ mod processes {
             lambda_rest,
             lambda_http,
             lambda_alb,
-            lambda_url
+            lambda_url,
+            lambda_cargo
         ],
         reads: [file, s3_moto],
         writes: [file, s3_moto]
     );
-    guarded_write_cases!(Binary, [file]);
+    // cargo-lambda's emulator is a real front end: a process, with no library twin.
+    guarded_write_cases!(Binary, [lambda_cargo], [file]);
 }

@@ -3,12 +3,14 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use object_store::ObjectStore;
 use percent_encoding::percent_decode_str;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::answer::{json_response, written_response};
 use crate::auth::{Auth, Grant, Writes};
@@ -35,8 +37,12 @@ pub struct RequestContext {
     pub request_id: Option<String>,
 }
 
+/// Renders the process' metrics as Prometheus text, for `GET /-/metrics`.
+pub type MetricsText = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// The registry endpoint: one per process, shared by all requests.
 pub struct App {
+    metrics: Option<MetricsText>,
     lookup: Lookup,
     writer: TagWriter,
     writes: Writes,
@@ -69,6 +75,7 @@ impl App {
         let store = store.into();
         let budget = crate::vars::REQUEST_TIMEOUT_MS.default_duration();
         Self {
+            metrics: None,
             writer: TagWriter::new(store.clone(), budget),
             writes: Writes::Off,
             lookup: Lookup::new(
@@ -127,6 +134,13 @@ impl App {
         self
     }
 
+    /// Answers `GET /-/metrics` with what `render` returns (guarded like every route but
+    /// `/-/ping`); without it that route is a 404.
+    pub fn with_metrics(mut self, render: MetricsText) -> Self {
+        self.metrics = Some(render);
+        self
+    }
+
     /// How tags read from the store are cached and revalidated; what is cached is dropped.
     pub fn with_read_policy(mut self, policy: ReadPolicy) -> Self {
         self.lookup.set_read_policy(policy);
@@ -143,40 +157,117 @@ impl App {
         self.lookup.stats()
     }
 
-    /// Answers one request; every failure is already a response.
+    /// Answers one request; every failure is already a response. The request is one span (its id,
+    /// trace context, method, route, package), and one line when it is answered (status,
+    /// latency); its id is echoed in `x-request-id`.
     pub async fn handle<B: AsRef<[u8]>>(&self, mut request: Request<B>) -> Response<Bytes> {
+        let began = Instant::now();
         let mut context = request
             .extensions_mut()
             .remove::<RequestContext>()
             .unwrap_or_default();
+        let request_id = context
+            .request_id
+            .take()
+            .or_else(|| crate::telemetry::client_request_id(request.headers()))
+            .unwrap_or_else(new_request_id);
+        context.request_id = Some(request_id.clone());
+        let trace = crate::telemetry::TraceContext::from_headers(request.headers());
+        let span = tracing::info_span!(
+            target: crate::telemetry::REQUEST_TARGET,
+            "request",
+            request_id = %request_id,
+            trace_id = trace.trace_id.as_deref(),
+            span_id = trace.span_id.as_deref(),
+            method = %request.method(),
+            route = Empty,
+            package = Empty,
+            store = Empty,
+            upstream = Empty,
+        );
+        let (mut response, route) = self
+            .route_and_answer(&request, context, &span)
+            .instrument(span.clone())
+            .await;
+        let status = response.status().as_u16();
+        let latency = began.elapsed();
+        span.in_scope(|| {
+            tracing::info!(
+                target: crate::telemetry::REQUEST_TARGET,
+                status,
+                latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3,
+                "{} {} {status}",
+                request.method(),
+                self.redactor.redact(request.uri().path()),
+            );
+        });
+        let method = match *request.method() {
+            Method::GET => "GET",
+            Method::PUT => "PUT",
+            Method::DELETE => "DELETE",
+            _ => "other",
+        };
+        metrics::counter!(
+            "disttags_requests_total",
+            "route" => route,
+            "method" => method,
+            "status" => status.to_string()
+        )
+        .increment(1);
+        metrics::histogram!("disttags_request_duration_seconds", "route" => route)
+            .record(latency.as_secs_f64());
+        if let Ok(id) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", id);
+        }
+        response
+    }
+
+    /// Routes, authorizes and answers; the route's label for the request line and metrics.
+    async fn route_and_answer<B: AsRef<[u8]>>(
+        &self,
+        request: &Request<B>,
+        mut context: RequestContext,
+        span: &Span,
+    ) -> (Response<Bytes>, &'static str) {
         let routed = self
-            .relative_path(&request)
+            .relative_path(request)
             .ok_or(Error::RouteNotFound)
             .and_then(|path| route(path, request.method()));
-        if let Ok(Route::Tag { name, tag }) = routed {
-            return self.write_tag(&request, context, name, tag).await;
+        let label = routed.as_ref().map_or("none", Route::label);
+        span.record("route", label);
+        if let Ok(Route::DistTags(name) | Route::Tag { name, .. }) = routed
+            && !span.is_disabled()
+        {
+            span.record(
+                "package",
+                percent_decode_str(name).decode_utf8_lossy().as_ref(),
+            );
         }
-        let routed = match self.authorize(&request) {
+        if let Ok(Route::Tag { name, tag }) = routed {
+            return (self.write_tag(request, context, name, tag).await, label);
+        }
+        let routed = match self.authorize(request) {
             Ok(grant) => {
                 // A named token identifies the caller where the platform does not.
                 context.identity = context.identity.or(grant.and_then(|g| g.identity));
                 match routed {
-                    Ok(route) => self.read(route, &request, &mut context).await,
+                    Ok(route) => self.read(route, request, &mut context, span).await,
                     Err(error) => Err(error),
                 }
             }
             Err(denied) => Err(denied),
         };
-        match routed {
+        let response = match routed {
             Ok(response) => response,
             Err(error) => {
                 if error.status().is_server_error() {
                     let request_id = context.request_id.unwrap_or_else(new_request_id);
-                    self.log_error(&error, &request, context.identity, &request_id);
+                    self.log_error(&error, request, context.identity, &request_id);
                 }
                 error.into_response()
             }
-        }
+        };
+        (response, label)
     }
 
     /// Lets a request in when no token is required, it is the health check, or its token is valid.
@@ -227,16 +318,27 @@ impl App {
         route: Route<'_>,
         request: &Request<B>,
         context: &mut RequestContext,
+        span: &Span,
     ) -> Result<Response<Bytes>, Error> {
         match route {
             Route::Ping => Ok(json_response(StatusCode::OK, Bytes::from_static(b"{}"))),
+            Route::Metrics => {
+                let render = self.metrics.as_ref().ok_or(Error::RouteNotFound)?;
+                let mut response = Response::new(Bytes::from(render()));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                Ok(response)
+            }
             Route::DistTags(raw_name) => {
                 // The hot path: a package read before whose file is unchanged.
                 let cached = percent_decode_str(raw_name)
                     .decode_utf8()
                     .ok()
                     .and_then(|decoded| self.lookup.unchanged_file(&decoded));
-                if let Some(answer) = cached {
+                if let Some((answer, how)) = cached {
+                    span.record("store", how);
                     return Ok(answer.response(request.headers()));
                 }
                 let name = PackageName::from_path_segment(raw_name)?;
@@ -245,6 +347,10 @@ impl App {
                     .lookup
                     .answer(&name, Some(request.headers()), deadline)
                     .await?;
+                span.record("store", found.store);
+                if let Some(upstream) = found.upstream {
+                    span.record("upstream", upstream);
+                }
                 Ok(self.respond(found, request, context))
             }
             // Answered by `write_tag`.
@@ -386,7 +492,7 @@ impl App {
     /// The package's dist-tags: from the store, else from the upstream.
     pub async fn dist_tags(&self, name: &PackageName) -> Result<DistTags, Error> {
         let answer = match self.lookup.unchanged_file(name.as_str()) {
-            Some(answer) => answer,
+            Some((answer, _)) => answer,
             None => {
                 let deadline = self.lookup.deadline();
                 self.lookup.answer(name, None, deadline).await?.answer

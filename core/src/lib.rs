@@ -28,6 +28,7 @@ mod route;
 mod sources;
 mod store;
 mod tags;
+pub mod telemetry;
 pub mod tls;
 mod upstream;
 pub mod vars;

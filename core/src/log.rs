@@ -1,7 +1,6 @@
 //! Log events and the sinks they go to: standard output as JSON lines, an HTTP endpoint, or nowhere.
 
 use std::fmt;
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -107,10 +106,8 @@ pub struct StdoutSink;
 
 impl LogSink for StdoutSink {
     fn emit(&self, event: &LogEvent) {
-        let mut line = event.to_json_line();
-        line.push('\n');
-        // A closed stdout must not take the request down with it.
-        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        // One line of the platform's log stream (see `telemetry`).
+        crate::telemetry::write_event(event);
     }
 }
 

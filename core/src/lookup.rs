@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, header};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::answer::Answer;
 use crate::error::Error;
@@ -30,20 +32,19 @@ impl Deadline {
     }
 }
 
-/// An answer, and whether it is the upstream's from before because the upstream failed now.
+/// An answer, whether it is the upstream's from before because the upstream failed now, and how
+/// the store and the upstream were asked (see [`crate::read::outcome`], [`crate::Fetched`]).
 #[derive(Debug)]
 pub(crate) struct Found {
     pub(crate) answer: Arc<Answer>,
     pub(crate) stale: Option<Stale>,
+    pub(crate) store: &'static str,
+    pub(crate) upstream: Option<&'static str>,
 }
 
-impl From<Arc<Answer>> for Found {
-    fn from(answer: Arc<Answer>) -> Self {
-        Self {
-            answer,
-            stale: None,
-        }
-    }
+/// Times a phase of a lookup into its histogram.
+fn observe(histogram: &'static str, began: std::time::Instant, outcome: &'static str) {
+    metrics::histogram!(histogram, "outcome" => outcome).record(began.elapsed().as_secs_f64());
 }
 
 /// Where a package's dist-tags come from, in order.
@@ -117,7 +118,7 @@ impl Lookup {
     /// The cached answer for an already-decoded name whose local file is unchanged (see
     /// [`StoreReader::unchanged_file`]). Only names that parsed are ever cached, so a hit needs no
     /// parsing again.
-    pub(crate) fn unchanged_file(&self, name: &str) -> Option<Arc<Answer>> {
+    pub(crate) fn unchanged_file(&self, name: &str) -> Option<(Arc<Answer>, &'static str)> {
         self.reader.unchanged_file(name)
     }
 
@@ -130,20 +131,50 @@ impl Lookup {
         request: Option<&HeaderMap>,
         deadline: Deadline,
     ) -> Result<Found, Error> {
-        if let Some(answer) = self.reader.stored_tags(name, deadline).await? {
-            return Ok(answer.into());
+        let span = tracing::debug_span!("store", outcome = Empty);
+        let began = std::time::Instant::now();
+        let stored = self
+            .reader
+            .stored_tags(name, deadline)
+            .instrument(span.clone())
+            .await;
+        let how = stored
+            .as_ref()
+            .map_or(crate::read::outcome::ERROR, |(_, how)| *how);
+        span.record("outcome", how);
+        observe("disttags_store_lookup_duration_seconds", began, how);
+        if let (Some(answer), how) = stored? {
+            return Ok(Found {
+                answer,
+                stale: None,
+                store: how,
+                upstream: None,
+            });
         }
+        let not_found = || Error::PackageNotFound(format!("package {name} not found"));
         let Some(upstream) = &self.upstream else {
-            return Err(Error::PackageNotFound(format!("package {name} not found")));
+            return Err(not_found());
         };
         let via = self.via(request)?;
+        let span = tracing::debug_span!("upstream", outcome = Empty);
+        let began = std::time::Instant::now();
         let fetched = upstream
             .dist_tags(name, &via, deadline.at)
-            .await?
-            .ok_or_else(|| Error::PackageNotFound(format!("package {name} not found")))?;
+            .instrument(span.clone())
+            .await;
+        let outcome = match &fetched {
+            Ok(Some(f)) => f.outcome,
+            Ok(None) => "not_found",
+            Err(_) => "error",
+        };
+        span.record("outcome", outcome);
+        observe("disttags_upstream_lookup_duration_seconds", began, outcome);
+        let fetched = fetched?.ok_or_else(not_found)?;
         Ok(Found {
             answer: Answer::new(fetched.tags),
             stale: fetched.stale,
+            store: how,
+            upstream: Some(outcome),
         })
     }
 

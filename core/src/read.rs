@@ -94,11 +94,32 @@ impl Default for ReadPolicy {
     }
 }
 
-type Outcome = Result<Option<Arc<Answer>>, Arc<Error>>;
+type Outcome = Result<Stored, Arc<Error>>;
+
+/// How a lookup was answered by the store, as log lines and metrics name it.
+pub(crate) mod outcome {
+    /// Within the revalidation window: the store was not asked.
+    pub(crate) const FRESH: &str = "fresh";
+    /// A local file's metadata showed it unchanged.
+    pub(crate) const UNCHANGED: &str = "unchanged";
+    /// The store answered "not modified" to a revalidation.
+    pub(crate) const NOT_MODIFIED: &str = "not_modified";
+    /// The packument was read (its prefix, or more).
+    pub(crate) const READ: &str = "read";
+    /// The store has no such packument.
+    pub(crate) const NOT_FOUND: &str = "not_found";
+    /// Another lookup of the name read it; this one took its outcome.
+    pub(crate) const SHARED: &str = "shared";
+    /// The store failed.
+    pub(crate) const ERROR: &str = "error";
+}
+
+/// What a store lookup found, and how.
+pub(crate) type Stored = (Option<Arc<Answer>>, &'static str);
 
 /// Outcome of one attempt to read a stored packument.
 enum Read {
-    Done(Option<Arc<Answer>>),
+    Done(Stored),
     /// The object changed between the prefix and the rest.
     Changed,
 }
@@ -177,18 +198,19 @@ impl StoreReader {
     /// until the kernel gives up, where a GET through the blocking pool would time out.
     ///
     /// Within the revalidation window no `stat()` is made either: see [`Self::fresh`].
-    pub(crate) fn unchanged_file(&self, name: &str) -> Option<Arc<Answer>> {
+    pub(crate) fn unchanged_file(&self, name: &str) -> Option<(Arc<Answer>, &'static str)> {
         self.store.local_files()?;
         let cached = self.cache.get(name)?;
         if let Some(answer) = self.fresh_in(&cached) {
-            return Some(answer);
+            return Some((answer, outcome::FRESH));
         }
         if !cached.file.as_ref()?.unchanged() {
             return None;
         }
         self.stats.file_checks.fetch_add(1, Ordering::Relaxed);
+        count(outcome::UNCHANGED);
         self.confirmed(name, &cached);
-        Some(cached.answer.clone())
+        Some((cached.answer.clone(), outcome::UNCHANGED))
     }
 
     /// The cached answer, when the store confirmed it within the revalidation window.
@@ -202,6 +224,7 @@ impl StoreReader {
             return None;
         }
         self.stats.fresh.fetch_add(1, Ordering::Relaxed);
+        count(outcome::FRESH);
         Some(cached.answer.clone())
     }
 
@@ -235,9 +258,9 @@ impl StoreReader {
         &self,
         name: &PackageName,
         deadline: Deadline,
-    ) -> Result<Option<Arc<Answer>>, Error> {
+    ) -> Result<Stored, Error> {
         if let Some(answer) = self.fresh(name.as_str()) {
-            return Ok(Some(answer));
+            return Ok((Some(answer), outcome::FRESH));
         }
         let key = name.packument_key();
         let timed_out = || Error::StoreTimeout {
@@ -255,17 +278,21 @@ impl StoreReader {
         let outcome = tokio::time::timeout_at(deadline.at, self.flights.run(name.as_str(), read))
             .await
             .map_err(|_| timed_out())?;
-        if !led {
-            self.stats.shared.fetch_add(1, Ordering::Relaxed);
-        }
-        outcome.map_err(Error::Shared)
+        let outcome = match outcome {
+            Ok((answer, _)) if !led => {
+                self.stats.shared.fetch_add(1, Ordering::Relaxed);
+                Ok((answer, outcome::SHARED))
+            }
+            other => other.map_err(Error::Shared),
+        };
+        count(match &outcome {
+            Ok((_, how)) => how,
+            Err(_) => outcome::ERROR,
+        });
+        outcome
     }
 
-    async fn read_attempts(
-        &self,
-        name: &PackageName,
-        key: &Path,
-    ) -> Result<Option<Arc<Answer>>, Error> {
+    async fn read_attempts(&self, name: &PackageName, key: &Path) -> Result<Stored, Error> {
         // An object replaced between the prefix and the rest is read again from the start.
         for _ in 0..READ_ATTEMPTS {
             if let Read::Done(tags) = self.read_stored(name, key).await? {
@@ -293,20 +320,22 @@ impl StoreReader {
             ..GetOptions::default()
         };
         self.stats.store_requests.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("disttags_store_requests_total").increment(1);
         let objects = self.store.object_store();
         let first = match objects.get_opts(key, options).await {
             Ok(result) => result,
             Err(object_store::Error::NotModified { .. }) if cached.is_some() => {
                 self.stats.not_modified.fetch_add(1, Ordering::Relaxed);
-                return Ok(Read::Done(cached.map(|c| {
+                let answer = cached.map(|c| {
                     self.confirmed(name.as_str(), &c);
                     c.answer.clone()
-                })));
+                });
+                return Ok(Read::Done((answer, outcome::NOT_MODIFIED)));
             }
             Err(object_store::Error::NotFound { .. }) => {
                 self.cache.remove(name.as_str());
                 self.check_store(name).await?;
-                return Ok(Read::Done(None));
+                return Ok(Read::Done((None, outcome::NOT_FOUND)));
             }
             Err(source) => return Err(store_error(source)),
         };
@@ -318,7 +347,10 @@ impl StoreReader {
             .await
             .map_err(|e| e.into_error(key))?
         {
-            return Ok(Read::Done(Some(self.remember(name, etag, tags))));
+            return Ok(Read::Done((
+                Some(self.remember(name, etag, tags)),
+                outcome::READ,
+            )));
         }
         if extractor.bytes_seen() < size {
             let options = GetOptions {
@@ -327,6 +359,7 @@ impl StoreReader {
                 ..GetOptions::default()
             };
             self.stats.store_requests.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("disttags_store_requests_total").increment(1);
             let rest = match objects.get_opts(key, options).await {
                 Ok(rest) => rest,
                 Err(object_store::Error::Precondition { .. }) => return Ok(Read::Changed),
@@ -338,11 +371,17 @@ impl StoreReader {
                 .await
                 .map_err(|e| e.into_error(key))?
             {
-                return Ok(Read::Done(Some(self.remember(name, etag, tags))));
+                return Ok(Read::Done((
+                    Some(self.remember(name, etag, tags)),
+                    outcome::READ,
+                )));
             }
         }
         let tags = extractor.finish().map_err(corrupt)?;
-        Ok(Read::Done(Some(self.remember(name, etag, tags))))
+        Ok(Read::Done((
+            Some(self.remember(name, etag, tags)),
+            outcome::READ,
+        )))
     }
 
     /// Makes the answer for tags read from the store and caches it under the object's ETag (and, on
@@ -381,6 +420,7 @@ impl StoreReader {
             self.stats
                 .store_bytes
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            metrics::counter!("disttags_store_read_bytes_total").increment(chunk.len() as u64);
             if let Some(tags) = extractor.feed(&chunk).map_err(FeedError::Corrupt)? {
                 return Ok(Some(tags));
             }
@@ -414,5 +454,19 @@ impl StoreReader {
                 source,
             }),
         }
+    }
+}
+
+/// Counts a store lookup by how it was answered, and as a hit or a miss of the tag cache.
+fn count(how: &'static str) {
+    metrics::counter!("disttags_store_lookups_total", "outcome" => how).increment(1);
+    match how {
+        outcome::FRESH | outcome::UNCHANGED | outcome::NOT_MODIFIED => {
+            metrics::counter!("disttags_cache_hits_total", "cache" => "store").increment(1);
+        }
+        outcome::READ | outcome::NOT_FOUND => {
+            metrics::counter!("disttags_cache_misses_total", "cache" => "store").increment(1);
+        }
+        _ => {}
     }
 }

@@ -9,6 +9,8 @@ use crate::error::Error;
 pub(crate) enum Route<'a> {
     /// `GET /-/ping`: npm's health check.
     Ping,
+    /// `GET /-/metrics`: Prometheus text, where the shim exports it.
+    Metrics,
     /// `GET /-/package/{name}/dist-tags`, the name as it arrived (still percent-encoded).
     DistTags(&'a str),
     /// `PUT` / `DELETE /-/package/{name}/dist-tags/{tag}`, name and tag as they arrived.
@@ -34,6 +36,9 @@ pub(crate) fn route<'a>(path: &'a str, method: &Method) -> Result<Route<'a>, Err
     if path == "/-/ping" {
         return get(Route::Ping);
     }
+    if path == "/-/metrics" {
+        return get(Route::Metrics);
+    }
     let rest = path
         .strip_prefix("/-/package/")
         .ok_or(Error::RouteNotFound)?;
@@ -50,6 +55,18 @@ pub(crate) fn route<'a>(path: &'a str, method: &Method) -> Result<Route<'a>, Err
             allow: "PUT, DELETE",
         }),
         (None, None) => Err(Error::RouteNotFound),
+    }
+}
+
+impl Route<'_> {
+    /// The route's name in log lines and metric labels.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::Metrics => "metrics",
+            Self::DistTags(_) => "dist-tags",
+            Self::Tag { .. } => "tag",
+        }
     }
 }
 

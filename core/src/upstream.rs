@@ -35,6 +35,9 @@ pub struct Fetched {
     pub tags: DistTags,
     /// Set when these are the tags of an earlier answer, served because the upstream failed.
     pub stale: Option<Stale>,
+    /// How they were had: `fresh` (reused), `fetched`, `revalidated` (a `304`), `shared` (another
+    /// lookup's call), `stale`.
+    pub outcome: &'static str,
 }
 
 /// Why and since when an answer is served from before.
@@ -59,6 +62,8 @@ struct Remembered {
     /// Whether it came from the dist-tags endpoint (else from the packument): which URL its ETag
     /// belongs to.
     endpoint: bool,
+    /// `fetched`, or `revalidated` when a `304` confirmed the tags from before.
+    how: &'static str,
 }
 
 impl Weigh for Arc<Remembered> {
@@ -160,6 +165,7 @@ impl HttpUpstream {
         headers: &HeaderMap,
         tags: DistTags,
         endpoint: bool,
+        how: &'static str,
     ) -> Arc<Remembered> {
         let ttl = cache_lifetime(headers).map_or(self.ttl, |allowed| allowed.min(self.ttl));
         let now = Instant::now();
@@ -169,6 +175,7 @@ impl HttpUpstream {
             fresh_until: now + ttl,
             etag: headers.get(ETAG).cloned(),
             endpoint,
+            how,
         });
         if storable(headers) && (!ttl.is_zero() || !self.stale_if_error.is_zero()) {
             self.cache.insert(name.as_str(), remembered.clone());
@@ -193,6 +200,7 @@ impl HttpUpstream {
             if let Some(etag) = etag {
                 request = request.header(IF_NONE_MATCH, etag);
             }
+            metrics::counter!("disttags_upstream_requests_total").increment(1);
             let result = request.send().await;
             let transient = match &result {
                 Err(e) => e.is_connect(),
@@ -221,7 +229,13 @@ impl HttpUpstream {
         };
         let not_modified = |headers: &HeaderMap, endpoint: bool| {
             let tags = before.map(|b| b.tags.clone()).unwrap_or_default();
-            Ok(Some(self.remember(name, headers, tags, endpoint)))
+            Ok(Some(self.remember(
+                name,
+                headers,
+                tags,
+                endpoint,
+                "revalidated",
+            )))
         };
         let segment = name.upstream_segment();
         let endpoint = format!("{}-/package/{segment}/dist-tags", self.base);
@@ -233,7 +247,7 @@ impl HttpUpstream {
                 self.has_endpoint.store(true, Ordering::Relaxed);
                 let headers = response.headers().clone();
                 let tags = Self::read_tags(response).await?;
-                return Ok(Some(self.remember(name, &headers, tags, true)));
+                return Ok(Some(self.remember(name, &headers, tags, true, "fetched")));
             }
             StatusCode::NOT_MODIFIED if validator(true).is_some() => {
                 self.has_endpoint.store(true, Ordering::Relaxed);
@@ -258,7 +272,7 @@ impl HttpUpstream {
             StatusCode::OK => {
                 let headers = response.headers().clone();
                 let tags = Self::read_packument(response).await?;
-                Ok(Some(self.remember(name, &headers, tags, false)))
+                Ok(Some(self.remember(name, &headers, tags, false, "fetched")))
             }
             StatusCode::NOT_MODIFIED if validator(false).is_some() => {
                 not_modified(response.headers(), false)
@@ -314,14 +328,18 @@ impl Upstream for HttpUpstream {
         if let Some(before) = &before
             && Instant::now() < before.fresh_until
         {
+            count("fresh");
             return Ok(Some(Fetched {
                 tags: before.tags.clone(),
                 stale: None,
+                outcome: "fresh",
             }));
         }
         let deadline = deadline.min(tokio::time::Instant::now() + self.deadline);
         let timed_out = || Error::UpstreamTimeout("no answer within the request's budget".into());
+        let mut led = false;
         let lookup = async {
+            led = true;
             tokio::time::timeout_at(deadline, self.lookup(name, via, before.as_deref()))
                 .await
                 .unwrap_or_else(|_| Err(timed_out()))
@@ -330,17 +348,24 @@ impl Upstream for HttpUpstream {
         let outcome = tokio::time::timeout_at(deadline, self.flights.run(name.as_str(), lookup))
             .await
             .unwrap_or_else(|_| Err(Arc::new(timed_out())));
-        match outcome {
+        let fetched = match outcome {
             Ok(Some(found)) => Ok(Some(Fetched {
                 tags: found.tags.clone(),
                 stale: None,
+                outcome: if led { found.how } else { "shared" },
             })),
             Ok(None) => {
                 self.cache.remove(name.as_str());
                 Ok(None)
             }
             Err(cause) => self.stale(name, cause),
-        }
+        };
+        count(match &fetched {
+            Ok(Some(f)) => f.outcome,
+            Ok(None) => "not_found",
+            Err(_) => "error",
+        });
+        fetched
     }
 }
 
@@ -362,9 +387,24 @@ impl HttpUpstream {
             Some((age, last)) => Ok(Some(Fetched {
                 tags: last.tags.clone(),
                 stale: Some(Stale { age, cause }),
+                outcome: "stale",
             })),
             None => Err(Error::Shared(cause)),
         }
+    }
+}
+
+/// Counts an upstream lookup by how it was answered, and as a hit or a miss of the answer cache.
+fn count(how: &'static str) {
+    metrics::counter!("disttags_upstream_lookups_total", "outcome" => how).increment(1);
+    match how {
+        "fresh" | "revalidated" | "stale" => {
+            metrics::counter!("disttags_cache_hits_total", "cache" => "upstream").increment(1);
+        }
+        "fetched" | "not_found" => {
+            metrics::counter!("disttags_cache_misses_total", "cache" => "upstream").increment(1);
+        }
+        _ => {}
     }
 }
 

@@ -311,6 +311,48 @@ pub const IDENTITY_PROXY: Var = Var::text(
     &[Program::CloudRun],
     "the proxy in front that sets the caller's identity header: `iap` (`X-Goog-Authenticated-User-Email`), `api-gateway` (`X-Apigateway-Api-Userinfo`) or `none`; only that header is read",
 );
+/// `DISTTAGS_LOG_FORMAT`.
+pub const LOG_FORMAT: Var = Var::text(
+    "DISTTAGS_LOG_FORMAT",
+    Described("`text` on a terminal, else `json`"),
+    &[Program::Local],
+    "how `disttags serve` writes its log lines: `text` (one readable line each) or `json`; the cloud shims write their platform's format",
+);
+/// `DISTTAGS_METRICS`.
+pub const METRICS: Var = Var::text(
+    "DISTTAGS_METRICS",
+    Value("on"),
+    SHIMS,
+    "`on`: metrics (Prometheus text on `GET /-/metrics`, guarded like every route but `/-/ping`; on Lambda, CloudWatch Embedded Metric Format lines after each invocation); `off`: none",
+);
+/// `RUST_LOG`.
+pub const RUST_LOG: Var = Var::text(
+    "RUST_LOG",
+    Value("info"),
+    SHIMS,
+    "the lowest level of log line written (`error`, `warn`, `info`, `debug`: also a line per store lookup and upstream call), optionally per target (`disttags_core=debug`); log events are written whatever it says",
+);
+/// `AWS_LAMBDA_LOG_LEVEL`.
+pub const AWS_LAMBDA_LOG_LEVEL: Var = Var::text(
+    "AWS_LAMBDA_LOG_LEVEL",
+    Described("`RUST_LOG`"),
+    &[Program::Lambda],
+    "Lambda's application log level (its advanced logging controls set it); wins over `RUST_LOG`",
+);
+/// `AWS_LAMBDA_LOG_FORMAT`.
+pub const AWS_LAMBDA_LOG_FORMAT: Var = Var::text(
+    "AWS_LAMBDA_LOG_FORMAT",
+    Value("JSON"),
+    &[Program::Lambda],
+    "Lambda's log format (its advanced logging controls set it): `JSON` lines, or `Text`",
+);
+/// `GOOGLE_CLOUD_PROJECT`.
+pub const GOOGLE_CLOUD_PROJECT: Var = Var::text(
+    "GOOGLE_CLOUD_PROJECT",
+    Described("none (log lines then carry `trace_id` instead)"),
+    &[Program::CloudRun],
+    "the project of the service, for `logging.googleapis.com/trace` in its log lines (`projects/<project>/traces/<id>`)",
+);
 /// codebox's `bucket`.
 pub const CODEBOX_BUCKET: Var = Var::text(
     "bucket",
@@ -446,6 +488,12 @@ pub const ALL: &[Var] = &[
     WRITE_TOKENS,
     WRITE_TOKENS_FILE,
     IDENTITY_PROXY,
+    LOG_FORMAT,
+    METRICS,
+    RUST_LOG,
+    AWS_LAMBDA_LOG_LEVEL,
+    AWS_LAMBDA_LOG_FORMAT,
+    GOOGLE_CLOUD_PROJECT,
     CODEBOX_BUCKET,
     CODEBOX_REGION,
     CODEBOX_REGISTRY,

@@ -221,6 +221,10 @@ impl Transport for AzureHostEmulator {
         self.process.events()
     }
 
+    fn process(&self) -> Option<&Process> {
+        Some(&self.process)
+    }
+
     fn carries_identity(&self) -> bool {
         true
     }

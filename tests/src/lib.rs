@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 pub mod azure_host;
+pub mod cargo_lambda;
 pub mod emulator;
 pub mod faults;
 pub mod lambda;
@@ -453,12 +454,23 @@ impl Process {
             .to_owned()
     }
 
-    /// Log events (JSON lines) written to standard output so far.
+    /// The codebox-shaped log events (JSON lines with a `namespace`) written so far, on standard
+    /// output and standard error (Azure's handler writes warnings and errors there), in order of
+    /// each stream.
     pub fn events(&self) -> Vec<serde_json::Value> {
-        self.stdout
-            .lock()
-            .expect("lock")
+        self.json_lines()
+            .into_iter()
+            .filter(|l| l.get("namespace").is_some())
+            .collect()
+    }
+
+    /// Every JSON line written so far: standard output's, then standard error's.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        let stdout = self.stdout.lock().expect("lock").clone();
+        let stderr = self.stderr.lock().expect("lock").clone();
+        stdout
             .iter()
+            .chain(stderr.iter())
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }

@@ -73,6 +73,7 @@ impl Library {
             Shim::LambdaUrl => {
                 Platform::Lambda(disttags_lambda::Function::new(app), EventKind::FunctionUrl)
             }
+            Shim::LambdaCargo => panic!("cargo-lambda's emulator has no library twin"),
         };
         Self {
             shim,
@@ -142,7 +143,7 @@ impl Transport for Library {
 
     fn carries_identity(&self) -> bool {
         match self.shim {
-            Shim::Local | Shim::LambdaAlb | Shim::LambdaUrl => false,
+            Shim::Local | Shim::LambdaAlb | Shim::LambdaUrl | Shim::LambdaCargo => false,
             Shim::Core
             | Shim::CloudRun
             | Shim::AzureProxy

@@ -15,6 +15,7 @@ use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 
 use crate::azure_host::{HostMode, azure_target_with};
+use crate::cargo_lambda::cargo_lambda_target_with;
 use crate::emulator::{Emulator, Kind};
 use crate::lambda::{EventKind, lambda_target_with};
 use crate::library::Library;
@@ -44,6 +45,9 @@ pub enum Shim {
     LambdaAlb,
     /// `disttags-lambda` behind a Function URL.
     LambdaUrl,
+    /// `disttags-lambda` behind cargo-lambda's emulator, its Function URL front end: a real
+    /// process only (no library twin).
+    LambdaCargo,
 }
 
 impl Shim {
@@ -56,7 +60,8 @@ impl Shim {
             | Self::LambdaRest
             | Self::LambdaHttp
             | Self::LambdaAlb
-            | Self::LambdaUrl => Defaults::GUARDED,
+            | Self::LambdaUrl
+            | Self::LambdaCargo => Defaults::GUARDED,
             Self::Core | Self::Local | Self::CloudRun => Defaults::CLOUD,
         }
     }
@@ -84,6 +89,8 @@ pub mod shim {
     pub const lambda_alb: Shim = Shim::LambdaAlb;
     /// [`Shim::LambdaUrl`].
     pub const lambda_url: Shim = Shim::LambdaUrl;
+    /// [`Shim::LambdaCargo`].
+    pub const lambda_cargo: Shim = Shim::LambdaCargo;
 }
 
 /// Which store the packuments are in.
@@ -209,6 +216,10 @@ impl Fixture {
         upstream: &TestUpstream,
         extra: &[(&str, &str)],
     ) -> Target {
+        assert!(
+            self.shim != Shim::LambdaCargo,
+            "cargo-lambda's emulator is a process: run Shim::LambdaCargo via Via::Binary"
+        );
         let mut vars = vec![("DISTTAGS_STORE".to_owned(), "memory://".to_owned())];
         if self.store == StoreKind::BrokenS3 {
             vars.extend(owned(BROKEN_STORE));
@@ -263,6 +274,7 @@ impl Fixture {
             Shim::LambdaHttp => lambda_target_with(EventKind::HttpV2, vars).await,
             Shim::LambdaAlb => lambda_target_with(EventKind::Alb, vars).await,
             Shim::LambdaUrl => lambda_target_with(EventKind::FunctionUrl, vars).await,
+            Shim::LambdaCargo => cargo_lambda_target_with(vars).await,
         };
         target.dir = Some(dir);
         target

@@ -108,6 +108,8 @@ pub async fn serve(env: Env) -> Result<(), String> {
         .build_app()
         .map_err(|e| e.to_string())?
         .with_base_path(&base_path);
+    let app =
+        disttags_server::observe::observe(app, &env, disttags_core::telemetry::LogFormat::Azure)?;
     // The host reaches the handler on loopback only.
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     // Only the Functions host connects, and it keeps its connections.

@@ -23,6 +23,11 @@ pub async fn serve(env: Env) -> Result<(), String> {
     let context = context_for(proxy)?;
     let config = Config::from_env(&env, Defaults::CLOUD).map_err(|e| e.to_string())?;
     let app = config.build_app().map_err(|e| e.to_string())?;
+    let app = disttags_server::observe::observe(
+        app,
+        &env,
+        disttags_core::telemetry::LogFormat::cloud_run(&env),
+    )?;
     if let Some(warning) = config.writes_warning() {
         eprintln!("{NAME}: {warning}");
     }

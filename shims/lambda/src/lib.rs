@@ -31,15 +31,45 @@ pub const RUNTIME_VARS: [&str; 4] = [
 ];
 
 /// The function: the core app, built once at init and shared by every invocation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Function {
     app: Arc<App>,
+    /// Where metrics are gathered between flushes, when they are on.
+    metrics: Option<&'static metrics_cloudwatch_embedded::Collector>,
 }
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("app", &self.app)
+            .field("metrics", &self.metrics.is_some())
+            .finish()
+    }
+}
+
+/// The CloudWatch namespace of the function's metrics.
+pub const METRICS_NAMESPACE: &str = "disttags";
 
 impl Function {
     /// The function over `app`.
     pub fn new(app: App) -> Self {
-        Self { app: Arc::new(app) }
+        Self {
+            app: Arc::new(app),
+            metrics: None,
+        }
+    }
+
+    /// Records metrics and writes them as CloudWatch Embedded Metric Format lines on standard output
+    /// before each invocation returns; counts this start as a cold start. One per process.
+    pub fn with_metrics(mut self) -> Result<Self, String> {
+        let collector = metrics_cloudwatch_embedded::Builder::new()
+            .cloudwatch_namespace(METRICS_NAMESPACE)
+            .init()
+            .map_err(|e| format!("cannot start the metrics recorder: {e}"))?;
+        disttags_core::telemetry::describe_metrics();
+        metrics::counter!("disttags_cold_starts_total").increment(1);
+        self.metrics = Some(collector);
+        Ok(self)
     }
 
     /// Answers one invocation with the response its trigger expects (lambda_http's proxy response,
@@ -49,12 +79,21 @@ impl Function {
         mut event: LambdaEvent<LambdaRequest>,
     ) -> Result<impl serde::Serialize + Send + use<>, lambda_http::Error> {
         event::sanitize(&mut event.payload);
+        let request_id = event.context.request_id.clone();
         let app = self.app.clone();
         let mut adapter = Adapter::from(service_fn(move |request: Request| {
             let app = app.clone();
             async move { Ok::<_, lambda_http::Error>(handle(&app, request).await) }
         }));
-        adapter.call(event).await
+        let response = adapter.call(event).await;
+        if let Some(collector) = self.metrics {
+            // Written before the response is returned, so Lambda cannot freeze the environment
+            // with them unwritten; a closed stdout must not fail the invocation.
+            let _ = collector
+                .set_property("requestId", request_id)
+                .flush(std::io::stdout().lock());
+        }
+        response
     }
 
     /// Takes invocations from the Runtime API until it stops.
@@ -69,14 +108,21 @@ impl Function {
 
 /// One converted request through the core, and its response as lambda_http takes it.
 async fn handle(app: &App, request: Request) -> Response<Body> {
+    let lambda = request.lambda_context_ref();
     let context = RequestContext {
         identity: request.request_context_ref().and_then(identity::identity),
-        request_id: request.lambda_context_ref().map(|c| c.request_id.clone()),
+        request_id: lambda.map(|c| c.request_id.clone()),
     };
     let uri = path::core_uri(&request);
     let mut core = http::Request::builder().method(request.method().clone());
     for (name, value) in request.headers() {
         core = core.header(name, value);
+    }
+    // The invocation's X-Ray trace, where the trigger did not pass a trace header of its own.
+    if !request.headers().contains_key("x-amzn-trace-id")
+        && let Some(trace) = lambda.and_then(|c| c.xray_trace_id.as_deref())
+    {
+        core = core.header("x-amzn-trace-id", trace);
     }
     let body = bytes::Bytes::copy_from_slice(request.body().as_ref());
     let response = match core.uri(uri.as_str()).body(body) {

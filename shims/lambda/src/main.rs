@@ -17,9 +17,25 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let config = Config::from_env(&Env::from_process(), Defaults::GUARDED);
-        let function = match config.and_then(|c| c.build_app()) {
-            Ok(app) => Function::new(app),
+        let env = Env::from_process();
+        let observed = disttags_core::telemetry::install(
+            disttags_core::telemetry::LogFormat::lambda(&env),
+            &env,
+        )
+        .and_then(|()| disttags_core::telemetry::metrics_on(&env));
+        let config = observed.and_then(|metrics| {
+            Config::from_env(&env, Defaults::GUARDED).map(|config| (config, metrics))
+        });
+        let function = match config.and_then(|(c, metrics)| c.build_app().map(|a| (a, metrics))) {
+            Ok((app, false)) => Function::new(app),
+            Ok((app, true)) => match Function::new(app).with_metrics() {
+                Ok(function) => function,
+                Err(e) => {
+                    eprintln!("{NAME}: {e}");
+                    report_init_error(&e).await;
+                    return ExitCode::from(2);
+                }
+            },
             Err(e) => {
                 // One line says what to set; Lambda also gets it as the init error.
                 eprintln!("{NAME}: {e}");

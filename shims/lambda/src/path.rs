@@ -43,11 +43,14 @@ pub(crate) fn stage_free_path(request: &Request) -> (&str, &'static AsciiSet) {
             .map_or(path, |rest| if rest.is_empty() { "/" } else { rest }),
         _ => path,
     };
-    // A Function URL event has the HTTP API's shape but keeps the client's encoding.
+    // A Function URL event has the HTTP API's shape but keeps the client's encoding; so does the
+    // one cargo-lambda's emulator builds for its Function URLs (`cargo lambda watch`), which names
+    // no API (`apiId` null, domain `localhost`): every API Gateway event names its API.
     let function_url = context
         .domain_name
         .as_deref()
-        .is_some_and(|d| d.contains(".lambda-url."));
+        .is_some_and(|d| d.contains(".lambda-url."))
+        || context.apiid.is_none();
     (
         path,
         if function_url {

@@ -21,6 +21,10 @@ pub async fn serve(listen: Option<SocketAddr>, config: Config, env: &Env) -> Res
         .millis(&vars::HEADER_TIMEOUT_MS)
         .map_err(|e| e.to_string())?;
     let app = config.build_app().map_err(|e| e.to_string())?;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let format =
+        disttags_core::telemetry::LogFormat::local(env, terminal).map_err(|e| e.to_string())?;
+    let app = disttags_server::observe::observe(app, env, format)?;
     let upstream = config.upstream.as_ref().map_or_else(
         || "off".to_owned(),
         |u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or("")),

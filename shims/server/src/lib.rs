@@ -20,6 +20,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 pub mod identity;
+pub mod observe;
 
 /// Reads what the platform says about a request (identity, request id) from its head.
 pub type ContextFn = fn(&Parts) -> RequestContext;
