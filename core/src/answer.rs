@@ -28,17 +28,10 @@ impl Answer {
     /// What the answer holds in memory, for the cache's byte bound: itself in its `Arc`, the
     /// tags (a vector of string pairs, each string an allocation), the body, the ETag.
     pub(crate) fn bytes(&self) -> usize {
-        use crate::cache::ALLOCATION;
-        let strings = self
-            .tags
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>();
-        let pair = std::mem::size_of::<(String, String)>() + 2 * ALLOCATION;
+        use crate::cache::{ALLOCATION, tags_bytes};
         std::mem::size_of::<Self>()
-            + 4 * ALLOCATION
-            + self.tags.len() * pair
-            + strings
+            + 3 * ALLOCATION
+            + tags_bytes(&self.tags)
             + self.body.len()
             + self.etag.len()
     }

@@ -176,10 +176,10 @@ impl App {
         let span = tracing::info_span!(
             target: crate::telemetry::REQUEST_TARGET,
             "request",
-            request_id = %request_id,
+            request_id = request_id.as_str(),
             trace_id = trace.trace_id.as_deref(),
             span_id = trace.span_id.as_deref(),
-            method = %request.method(),
+            method = request.method().as_str(),
             route = Empty,
             package = Empty,
             store = Empty,

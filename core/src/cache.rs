@@ -24,6 +24,13 @@ pub const MIN_ENTRY_BYTES: u64 = 1024;
 /// What the allocator spends on each heap allocation beyond its bytes (header and rounding).
 pub(crate) const ALLOCATION: usize = 16;
 
+/// What a set of tags holds on the heap: a vector of string pairs, each string an allocation.
+pub(crate) fn tags_bytes(tags: &crate::extract::DistTags) -> usize {
+    let strings = tags.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    let pair = std::mem::size_of::<(String, String)>() + 2 * ALLOCATION;
+    ALLOCATION + tags.len() * pair + strings
+}
+
 /// Bookkeeping per entry beyond its key and value: the key's `String` and its allocation, the
 /// cache's slot and eviction queue entry.
 const ENTRY_OVERHEAD: u64 = 24 + ALLOCATION as u64 + 64;

@@ -342,33 +342,104 @@ impl TraceContext {
     }
 }
 
-/// The fields a span was given, as JSON.
-struct SpanFields(Map<String, Value>);
+/// Field values by name, in the order first given; a later value replaces an earlier one. Names
+/// are the fields' own `&'static str`s: collecting a line allocates only for the values.
+#[derive(Debug, Default)]
+struct Fields(Vec<(&'static str, Value)>);
 
-/// When a span began, for its duration in a debug line.
+impl Fields {
+    fn put(&mut self, name: &'static str, value: Value) {
+        match self.0.iter_mut().find(|(k, _)| *k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<Value> {
+        let at = self.0.iter().position(|(k, _)| *k == name)?;
+        Some(self.0.remove(at).1)
+    }
+
+    /// Every field of the spans from the root down to `span`, inner ones winning.
+    fn of_scope<'a, S>(
+        scope: impl Iterator<Item = tracing_subscriber::registry::SpanRef<'a, S>>,
+    ) -> Self
+    where
+        S: for<'b> LookupSpan<'b> + 'a,
+    {
+        let mut fields = Self(Vec::with_capacity(16));
+        for span in scope {
+            if let Some(own) = span.extensions().get::<SpanFields>() {
+                for (k, v) in &own.0.0 {
+                    fields.put(k, v.clone());
+                }
+            }
+        }
+        fields
+    }
+}
+
+/// The fields a span was given.
+struct SpanFields(Fields);
+
+/// When a debug span began, for its duration in its line.
 struct Began(Instant);
 
-struct Visitor<'a>(&'a mut Map<String, Value>);
+struct Visitor<'a>(&'a mut Fields);
 
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.0.put(field.name(), Value::from(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.0.put(field.name(), Value::from(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.0.put(field.name(), Value::from(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.0.put(field.name(), Value::from(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.0.put(field.name(), Value::from(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+        self.0.put(field.name(), Value::from(format!("{value:?}")));
+    }
+}
+
+/// One JSON object written member by member, without building a tree of it first.
+struct JsonLine(Vec<u8>);
+
+impl JsonLine {
+    fn new() -> Self {
+        let mut buffer = Vec::with_capacity(384);
+        buffer.push(b'{');
+        Self(buffer)
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        // Serializing into a vector cannot fail.
+        let _ = serde_json::to_writer(&mut self.0, key);
+        self.0.push(b':');
+    }
+
+    fn field(&mut self, key: &str, value: &Value) {
+        self.key(key);
+        let _ = serde_json::to_writer(&mut self.0, value);
+    }
+
+    fn text(&mut self, key: &str, value: &str) {
+        self.key(key);
+        let _ = serde_json::to_writer(&mut self.0, value);
+    }
+
+    fn finish(mut self) -> String {
+        self.0.push(b'}');
+        String::from_utf8(self.0).unwrap_or_default()
     }
 }
 
@@ -385,11 +456,14 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let mut fields = Map::new();
+        let mut fields = Fields(Vec::with_capacity(12));
         attrs.record(&mut Visitor(&mut fields));
         let mut extensions = span.extensions_mut();
         extensions.insert(SpanFields(fields));
-        extensions.insert(Began(Instant::now()));
+        // Only debug spans get a line of their own, with their duration.
+        if *span.metadata().level() >= Level::DEBUG {
+            extensions.insert(Began(Instant::now()));
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -401,14 +475,10 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Map::new();
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(own) = span.extensions().get::<SpanFields>() {
-                    fields.extend(own.0.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-            }
-        }
+        let mut fields = match ctx.event_scope(event) {
+            Some(scope) => Fields::of_scope(scope.from_root()),
+            None => Fields::default(),
+        };
         event.record(&mut Visitor(&mut fields));
         let metadata = event.metadata();
         self.write(*metadata.level(), metadata.target(), fields);
@@ -423,29 +493,26 @@ where
         if span.parent().is_none() || *span.metadata().level() < Level::DEBUG {
             return;
         }
-        let mut fields = Map::new();
-        for ancestor in span.scope().from_root() {
-            if let Some(own) = ancestor.extensions().get::<SpanFields>() {
-                fields.extend(own.0.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-        }
+        let mut fields = Fields::of_scope(span.scope().from_root());
         if let Some(began) = span.extensions().get::<Began>() {
             let ms = began.0.elapsed().as_secs_f64() * 1e3;
-            fields.insert("latency_ms".into(), Value::from((ms * 1e3).round() / 1e3));
+            fields.put("latency_ms", Value::from((ms * 1e3).round() / 1e3));
         }
         let outcome = fields
-            .get("outcome")
-            .and_then(Value::as_str)
+            .0
+            .iter()
+            .find(|(k, _)| *k == "outcome")
+            .and_then(|(_, v)| v.as_str())
             .unwrap_or("done");
         let message = format!("{} {outcome}", span.name());
-        fields.insert("message".into(), Value::from(message));
-        fields.insert("span".into(), Value::from(span.name()));
+        fields.put("message", Value::from(message));
+        fields.put("span", Value::from(span.name()));
         self.write(Level::DEBUG, span.metadata().target(), fields);
     }
 }
 
 impl PlatformLayer {
-    fn write(&self, level: Level, target: &str, mut fields: Map<String, Value>) {
+    fn write(&self, level: Level, target: &str, mut fields: Fields) {
         let mut line = if target == EVENT_TARGET {
             self.record_line(level, &mut fields)
         } else {
@@ -462,39 +529,43 @@ impl PlatformLayer {
     }
 
     /// A line for an ordinary event (the request line, a warning of the program).
-    fn line(&self, level: Level, mut fields: Map<String, Value>) -> String {
+    fn line(&self, level: Level, mut fields: Fields) -> String {
         let message = take_string(&mut fields, "message").unwrap_or_default();
-        let mut out = Map::new();
+        let mut out = JsonLine::new();
         match &self.format {
             LogFormat::Text | LogFormat::Lambda { text: true } => {
                 return text_line(level, &message, &fields);
             }
             LogFormat::CloudRun { project } => {
-                out.insert("severity".into(), Value::from(severity(level)));
-                out.insert("message".into(), Value::from(message));
-                out.insert("time".into(), Value::from(now()));
-                cloud_trace(project.as_deref(), &mut fields, &mut out);
+                out.text("severity", severity(level));
+                out.text("message", &message);
+                out.text("time", &now());
+                for (key, value) in cloud_trace(project.as_deref(), &mut fields) {
+                    out.field(key, &value);
+                }
             }
             LogFormat::Lambda { .. } => {
-                out.insert("timestamp".into(), Value::from(now()));
-                out.insert("level".into(), Value::from(level.as_str()));
-                out.insert("message".into(), Value::from(message));
+                out.text("timestamp", &now());
+                out.text("level", level.as_str());
+                out.text("message", &message);
             }
             LogFormat::Azure | LogFormat::Json => {
-                out.insert("timestamp".into(), Value::from(now()));
-                out.insert("level".into(), Value::from(lower(level)));
-                out.insert("message".into(), Value::from(message));
+                out.text("timestamp", &now());
+                out.text("level", lower(level));
+                out.text("message", &message);
             }
         }
-        if let Some(id) = fields.remove("request_id") {
-            out.insert("requestId".into(), id);
+        if let Some(id) = fields.take("request_id") {
+            out.field("requestId", &id);
         }
-        out.extend(fields);
-        Value::Object(out).to_string()
+        for (key, value) in &fields.0 {
+            out.field(key, value);
+        }
+        out.finish()
     }
 
     /// A line for a codebox-shaped event: its own fields, and the platform's around them.
-    fn record_line(&self, level: Level, fields: &mut Map<String, Value>) -> String {
+    fn record_line(&self, level: Level, fields: &mut Fields) -> String {
         let Some(Value::Object(mut event)) =
             take_string(fields, "event").and_then(|text| serde_json::from_str::<Value>(&text).ok())
         else {
@@ -514,20 +585,22 @@ impl PlatformLayer {
         match &self.format {
             LogFormat::Text | LogFormat::Lambda { text: true } => {
                 let body = event.remove("body").unwrap_or(Value::Null);
-                let mut rest = Map::new();
+                let mut rest = Fields::default();
                 for key in ["requestId", "user"] {
                     if let Some(v) = event.remove(key) {
-                        rest.insert(key.into(), v);
+                        rest.put(key, v);
                     }
                 }
-                rest.insert("body".into(), body);
+                rest.put("body", body);
                 return text_line(level, &namespace, &rest);
             }
             LogFormat::CloudRun { project } => {
                 let mut out = Map::new();
                 out.insert("severity".into(), Value::from(severity(level)));
                 out.insert("message".into(), Value::from(detail));
-                cloud_trace(project.as_deref(), fields, &mut out);
+                for (key, value) in cloud_trace(project.as_deref(), fields) {
+                    out.insert(key.into(), value);
+                }
                 out.extend(event);
                 return Value::Object(out).to_string();
             }
@@ -542,38 +615,36 @@ impl PlatformLayer {
 }
 
 /// Cloud Logging's trace fields from the request span's trace context.
-fn cloud_trace(
-    project: Option<&str>,
-    fields: &mut Map<String, Value>,
-    out: &mut Map<String, Value>,
-) {
+fn cloud_trace(project: Option<&str>, fields: &mut Fields) -> Vec<(&'static str, Value)> {
     let trace = take_string(fields, "trace_id");
     let span = take_string(fields, "span_id");
+    let mut out = Vec::with_capacity(2);
     if let (Some(project), Some(trace)) = (project, trace.as_deref()) {
-        out.insert(
-            "logging.googleapis.com/trace".into(),
+        out.push((
+            "logging.googleapis.com/trace",
             Value::from(format!("projects/{project}/traces/{trace}")),
-        );
+        ));
     } else if let Some(trace) = trace {
         // Without a project the id still ties the lines of one request together.
-        out.insert("trace_id".into(), Value::from(trace));
+        out.push(("trace_id", Value::from(trace)));
     }
     if let Some(span) = span {
-        out.insert("logging.googleapis.com/spanId".into(), Value::from(span));
+        out.push(("logging.googleapis.com/spanId", Value::from(span)));
     }
+    out
 }
 
-fn take_string(fields: &mut Map<String, Value>, key: &str) -> Option<String> {
-    match fields.remove(key)? {
+fn take_string(fields: &mut Fields, key: &str) -> Option<String> {
+    match fields.take(key)? {
         Value::String(s) => Some(s),
         other => Some(other.to_string()),
     }
 }
 
 /// `2026-12-02T05:42:22.123Z  INFO GET /-/package/left-pad/dist-tags 200 key=value …`
-fn text_line(level: Level, message: &str, fields: &Map<String, Value>) -> String {
+fn text_line(level: Level, message: &str, fields: &Fields) -> String {
     let mut line = format!("{} {:>5} {message}", now(), level.as_str());
-    for (key, value) in fields {
+    for (key, value) in &fields.0 {
         match value {
             Value::String(s) => {
                 let _ = write!(line, " {key}={s}");
@@ -684,11 +755,11 @@ mod tests {
                 project: Some("p1".into()),
             },
         };
-        let mut fields = Map::new();
-        fields.insert("message".into(), Value::from("GET / 200"));
-        fields.insert("trace_id".into(), Value::from("abc"));
-        fields.insert("span_id".into(), Value::from("12"));
-        fields.insert("request_id".into(), Value::from("r1"));
+        let mut fields = Fields::default();
+        fields.put("message", Value::from("GET / 200"));
+        fields.put("trace_id", Value::from("abc"));
+        fields.put("span_id", Value::from("12"));
+        fields.put("request_id", Value::from("r1"));
         let line: Value = serde_json::from_str(&layer.line(Level::WARN, fields)).expect("json");
         assert_eq!(line["severity"], "WARNING");
         assert_eq!(line["message"], "GET / 200");

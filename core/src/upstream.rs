@@ -68,17 +68,10 @@ struct Remembered {
 
 impl Weigh for Arc<Remembered> {
     fn bytes(&self) -> usize {
-        use crate::cache::ALLOCATION;
-        let strings = self
-            .tags
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>();
-        let pair = std::mem::size_of::<(String, String)>() + 2 * ALLOCATION;
+        use crate::cache::{ALLOCATION, tags_bytes};
         std::mem::size_of::<Remembered>()
-            + 3 * ALLOCATION
-            + self.tags.len() * pair
-            + strings
+            + 2 * ALLOCATION
+            + tags_bytes(&self.tags)
             + self.etag.as_ref().map_or(0, HeaderValue::len)
     }
 }
