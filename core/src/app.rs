@@ -171,7 +171,6 @@ impl App {
             .take()
             .or_else(|| crate::telemetry::client_request_id(request.headers()))
             .unwrap_or_else(new_request_id);
-        context.request_id = Some(request_id.clone());
         let trace = crate::telemetry::TraceContext::from_headers(request.headers());
         let span = tracing::info_span!(
             target: crate::telemetry::REQUEST_TARGET,
@@ -186,7 +185,7 @@ impl App {
             upstream = Empty,
         );
         let (mut response, route) = self
-            .route_and_answer(&request, context, &span)
+            .route_and_answer(&request, context, &request_id, &span)
             .instrument(span.clone())
             .await;
         let status = response.status().as_u16();
@@ -227,6 +226,7 @@ impl App {
         &self,
         request: &Request<B>,
         mut context: RequestContext,
+        request_id: &str,
         span: &Span,
     ) -> (Response<Bytes>, &'static str) {
         let routed = self
@@ -244,14 +244,18 @@ impl App {
             );
         }
         if let Ok(Route::Tag { name, tag }) = routed {
-            return (self.write_tag(request, context, name, tag).await, label);
+            return (
+                self.write_tag(request, context, request_id, name, tag)
+                    .await,
+                label,
+            );
         }
         let routed = match self.authorize(request) {
             Ok(grant) => {
                 // A named token identifies the caller where the platform does not.
                 context.identity = context.identity.or(grant.and_then(|g| g.identity));
                 match routed {
-                    Ok(route) => self.read(route, request, &mut context, span).await,
+                    Ok(route) => self.read(route, request, &context, request_id, span).await,
                     Err(error) => Err(error),
                 }
             }
@@ -261,8 +265,7 @@ impl App {
             Ok(response) => response,
             Err(error) => {
                 if error.status().is_server_error() {
-                    let request_id = context.request_id.unwrap_or_else(new_request_id);
-                    self.log_error(&error, request, context.identity, &request_id);
+                    self.log_error(&error, request, context.identity, request_id);
                 }
                 error.into_response()
             }
@@ -317,7 +320,8 @@ impl App {
         &self,
         route: Route<'_>,
         request: &Request<B>,
-        context: &mut RequestContext,
+        context: &RequestContext,
+        request_id: &str,
         span: &Span,
     ) -> Result<Response<Bytes>, Error> {
         match route {
@@ -342,16 +346,12 @@ impl App {
                     return Ok(answer.response(request.headers()));
                 }
                 let name = PackageName::from_path_segment(raw_name)?;
-                let deadline = self.lookup.deadline();
-                let found = self
-                    .lookup
-                    .answer(&name, Some(request.headers()), deadline)
-                    .await?;
+                let found = self.lookup.answer(&name, Some(request.headers())).await?;
                 span.record("store", found.store);
                 if let Some(upstream) = found.upstream {
                     span.record("upstream", upstream);
                 }
-                Ok(self.respond(found, request, context))
+                Ok(self.respond(found, request, context, request_id))
             }
             // Answered by `write_tag`.
             Route::Tag { .. } => Err(Error::RouteNotFound),
@@ -364,7 +364,8 @@ impl App {
         &self,
         found: Found,
         request: &Request<B>,
-        context: &mut RequestContext,
+        context: &RequestContext,
+        request_id: &str,
     ) -> Response<Bytes> {
         let mut response = found.answer.response(request.headers());
         let Some(stale) = found.stale else {
@@ -383,7 +384,6 @@ impl App {
             "age": age,
             "path": self.redactor.redact(request.uri().path()),
         });
-        let request_id = context.request_id.get_or_insert_with(new_request_id);
         self.log.emit(&LogEvent::new(
             Level::Warn,
             DIST_TAGS_COMMAND,
@@ -400,6 +400,7 @@ impl App {
         &self,
         request: &Request<B>,
         mut context: RequestContext,
+        request_id: &str,
         raw_name: &str,
         raw_tag: &str,
     ) -> Response<Bytes> {
@@ -412,7 +413,6 @@ impl App {
         let outcome = self
             .change_tag(request, &mut context, raw_name, raw_tag, remove)
             .await;
-        let request_id = context.request_id.unwrap_or_else(new_request_id);
         let decoded = |raw: &str| percent_decode_str(raw).decode_utf8_lossy().into_owned();
         let (package, tag) = (decoded(raw_name), decoded(raw_tag));
         let (level, body, response) = match outcome {
@@ -449,7 +449,7 @@ impl App {
             level,
             command,
             context.identity,
-            &request_id,
+            request_id,
             body,
         ));
         response
@@ -493,10 +493,7 @@ impl App {
     pub async fn dist_tags(&self, name: &PackageName) -> Result<DistTags, Error> {
         let answer = match self.lookup.unchanged_file(name.as_str()) {
             Some((answer, _)) => answer,
-            None => {
-                let deadline = self.lookup.deadline();
-                self.lookup.answer(name, None, deadline).await?.answer
-            }
+            None => self.lookup.answer(name, None).await?.answer,
         };
         Ok(answer.tags.clone())
     }

@@ -6,9 +6,12 @@
 //! every concurrent loader of a key wait for the one that got there first.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use quick_cache::Weighter;
 use quick_cache::sync::Cache as QuickCache;
+
+use crate::error::Error;
 
 /// What one cached value holds, roughly, in bytes; the cache's byte bound sums these.
 pub(crate) trait Weigh {
@@ -29,6 +32,11 @@ pub(crate) fn tags_bytes(tags: &crate::extract::DistTags) -> usize {
     let strings = tags.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     let pair = std::mem::size_of::<(String, String)>() + 2 * ALLOCATION;
     ALLOCATION + tags.len() * pair + strings
+}
+
+/// The bytes each cache holds unless configured otherwise (`DISTTAGS_CACHE_MB`'s default).
+pub(crate) fn default_bytes() -> u64 {
+    crate::vars::CACHE_MB.default_count() << 20
 }
 
 /// Bookkeeping per entry beyond its key and value: the key's `String` and its allocation, the
@@ -134,6 +142,50 @@ impl<T: Clone> Flights<T> {
                 outcome
             }
         }
+    }
+}
+
+impl<V: Clone> Flights<Result<V, Arc<Error>>> {
+    /// [`Self::run`] for a fallible load, by `deadline`: the load that runs is bounded by the
+    /// deadline of the caller that started it, each waiter by its own; either running out is
+    /// `timed_out()`. Also says whether this caller ran the load itself.
+    pub(crate) async fn run_by(
+        &self,
+        name: &str,
+        deadline: tokio::time::Instant,
+        timed_out: impl Fn() -> Error,
+        load: impl Future<Output = Result<V, Error>>,
+    ) -> (Result<V, Arc<Error>>, bool) {
+        let mut led = false;
+        let load = async {
+            led = true;
+            tokio::time::timeout_at(deadline, load)
+                .await
+                .unwrap_or_else(|_| Err(timed_out()))
+                .map_err(Arc::new)
+        };
+        let outcome = tokio::time::timeout_at(deadline, self.run(name, load))
+            .await
+            .unwrap_or_else(|_| Err(Arc::new(timed_out())));
+        (outcome, led)
+    }
+}
+
+/// Counts a lookup by how it was answered (`counter`, by `outcome`), and as a hit (`Some(true)`)
+/// or a miss (`Some(false)`) of `cache`.
+pub(crate) fn count_lookup(
+    counter: &'static str,
+    cache: &'static str,
+    how: &'static str,
+    hit: Option<bool>,
+) {
+    metrics::counter!(counter, "outcome" => how).increment(1);
+    match hit {
+        Some(true) => metrics::counter!("disttags_cache_hits_total", "cache" => cache).increment(1),
+        Some(false) => {
+            metrics::counter!("disttags_cache_misses_total", "cache" => cache).increment(1);
+        }
+        None => {}
     }
 }
 

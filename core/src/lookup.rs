@@ -93,11 +93,6 @@ impl Lookup {
         self.reader.set_policy(policy);
     }
 
-    /// A deadline one budget from now.
-    pub(crate) fn deadline(&self) -> Deadline {
-        Deadline::after(self.budget)
-    }
-
     pub(crate) fn store(&self) -> &Store {
         self.reader.store()
     }
@@ -122,15 +117,15 @@ impl Lookup {
         self.reader.unchanged_file(name)
     }
 
-    /// The answer from the store (revalidated), else from the upstream, by `deadline`; the caller
-    /// has already tried [`Self::unchanged_file`]. `request` is the head of the request being
+    /// The answer from the store (revalidated), else from the upstream, within one budget from
+    /// now; the caller has already tried [`Self::unchanged_file`]. `request` is the head of the request being
     /// answered, if any: its `Via` tells whether it has come round through this server before.
     pub(crate) async fn answer(
         &self,
         name: &PackageName,
         request: Option<&HeaderMap>,
-        deadline: Deadline,
     ) -> Result<Found, Error> {
+        let deadline = Deadline::after(self.budget);
         let span = tracing::debug_span!("store", outcome = Empty);
         let began = std::time::Instant::now();
         let stored = self

@@ -78,7 +78,7 @@ impl Weigh for Arc<CachedTags> {
 /// How a [`StoreReader`] caches and revalidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadPolicy {
-    /// At most this many bytes of cached tags (and `bytes / 512` entries).
+    /// At most this many bytes of cached tags (and `bytes / MIN_ENTRY_BYTES` entries).
     pub cache_bytes: u64,
     /// Cached tags are served without asking the store for this long after the store confirmed
     /// them; zero: every lookup revalidates.
@@ -88,7 +88,7 @@ pub struct ReadPolicy {
 impl Default for ReadPolicy {
     fn default() -> Self {
         Self {
-            cache_bytes: crate::vars::CACHE_MB.default_count() << 20,
+            cache_bytes: crate::cache::default_bytes(),
             revalidate: Duration::ZERO,
         }
     }
@@ -267,17 +267,15 @@ impl StoreReader {
             key: key.to_string(),
             after: deadline.budget,
         };
-        let mut led = false;
-        let read = async {
-            led = true;
-            tokio::time::timeout_at(deadline.at, self.read_attempts(name, key))
-                .await
-                .unwrap_or_else(|_| Err(timed_out()))
-                .map_err(Arc::new)
-        };
-        let outcome = tokio::time::timeout_at(deadline.at, self.flights.run(name.as_str(), read))
-            .await
-            .map_err(|_| timed_out())?;
+        let (outcome, led) = self
+            .flights
+            .run_by(
+                name.as_str(),
+                deadline.at,
+                timed_out,
+                self.read_attempts(name, key),
+            )
+            .await;
         let outcome = match outcome {
             Ok((answer, _)) if !led => {
                 self.stats.shared.fetch_add(1, Ordering::Relaxed);
@@ -459,14 +457,10 @@ impl StoreReader {
 
 /// Counts a store lookup by how it was answered, and as a hit or a miss of the tag cache.
 fn count(how: &'static str) {
-    metrics::counter!("disttags_store_lookups_total", "outcome" => how).increment(1);
-    match how {
-        outcome::FRESH | outcome::UNCHANGED | outcome::NOT_MODIFIED => {
-            metrics::counter!("disttags_cache_hits_total", "cache" => "store").increment(1);
-        }
-        outcome::READ | outcome::NOT_FOUND => {
-            metrics::counter!("disttags_cache_misses_total", "cache" => "store").increment(1);
-        }
-        _ => {}
-    }
+    let hit = match how {
+        outcome::FRESH | outcome::UNCHANGED | outcome::NOT_MODIFIED => Some(true),
+        outcome::READ | outcome::NOT_FOUND => Some(false),
+        _ => None,
+    };
+    crate::cache::count_lookup("disttags_store_lookups_total", "store", how, hit);
 }

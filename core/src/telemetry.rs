@@ -18,7 +18,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -97,7 +97,7 @@ impl LogFormat {
 }
 
 /// Set once [`install`] has made the platform's layer the process' subscriber.
-static INSTALLED: OnceLock<LogFormat> = OnceLock::new();
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// Makes `format` the log format of this process, its level from `RUST_LOG` (on Lambda,
 /// `AWS_LAMBDA_LOG_LEVEL` first; `info` when neither is set). Events of the record are written
@@ -110,14 +110,10 @@ pub fn install(format: LogFormat, env: &Env) -> Result<(), ConfigError> {
         _ => env.get(&vars::RUST_LOG),
     };
     let filter = parse_level(level.unwrap_or("info"))?.with_target(EVENT_TARGET, LevelFilter::INFO);
-    let subscriber = tracing_subscriber::registry().with(
-        PlatformLayer {
-            format: format.clone(),
-        }
-        .with_filter(filter),
-    );
+    let subscriber =
+        tracing_subscriber::registry().with(PlatformLayer { format }.with_filter(filter));
     if tracing::subscriber::set_global_default(subscriber).is_ok() {
-        let _ = INSTALLED.set(format);
+        INSTALLED.store(true, Ordering::Release);
     }
     Ok(())
 }
@@ -245,7 +241,7 @@ pub fn describe_metrics() {
 /// Writes a codebox-shaped event: through the platform's layer once [`install`] has run, else
 /// as the plain JSON line it always was.
 pub(crate) fn write_event(event: &LogEvent) {
-    if INSTALLED.get().is_none() {
+    if !INSTALLED.load(Ordering::Acquire) {
         let mut line = event.to_json_line();
         line.push('\n');
         // A closed stdout must not take the request down with it.

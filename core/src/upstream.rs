@@ -131,7 +131,7 @@ impl HttpUpstream {
             ttl,
             deadline,
             stale_if_error: Duration::ZERO,
-            cache: Cache::new(crate::vars::CACHE_MB.default_count() << 20),
+            cache: Cache::new(crate::cache::default_bytes()),
             flights: Flights::default(),
         }
     }
@@ -143,7 +143,7 @@ impl HttpUpstream {
         self
     }
 
-    /// Keeps at most `bytes` of answers (and `bytes / 512` of them).
+    /// Keeps at most `bytes` of answers (and `bytes / MIN_ENTRY_BYTES` of them).
     pub fn with_cache(mut self, bytes: u64) -> Self {
         self.cache = Cache::new(bytes);
         self
@@ -330,17 +330,15 @@ impl Upstream for HttpUpstream {
         }
         let deadline = deadline.min(tokio::time::Instant::now() + self.deadline);
         let timed_out = || Error::UpstreamTimeout("no answer within the request's budget".into());
-        let mut led = false;
-        let lookup = async {
-            led = true;
-            tokio::time::timeout_at(deadline, self.lookup(name, via, before.as_deref()))
-                .await
-                .unwrap_or_else(|_| Err(timed_out()))
-                .map_err(Arc::new)
-        };
-        let outcome = tokio::time::timeout_at(deadline, self.flights.run(name.as_str(), lookup))
-            .await
-            .unwrap_or_else(|_| Err(Arc::new(timed_out())));
+        let (outcome, led) = self
+            .flights
+            .run_by(
+                name.as_str(),
+                deadline,
+                timed_out,
+                self.lookup(name, via, before.as_deref()),
+            )
+            .await;
         let fetched = match outcome {
             Ok(Some(found)) => Ok(Some(Fetched {
                 tags: found.tags.clone(),
@@ -389,16 +387,12 @@ impl HttpUpstream {
 
 /// Counts an upstream lookup by how it was answered, and as a hit or a miss of the answer cache.
 fn count(how: &'static str) {
-    metrics::counter!("disttags_upstream_lookups_total", "outcome" => how).increment(1);
-    match how {
-        "fresh" | "revalidated" | "stale" => {
-            metrics::counter!("disttags_cache_hits_total", "cache" => "upstream").increment(1);
-        }
-        "fetched" | "not_found" => {
-            metrics::counter!("disttags_cache_misses_total", "cache" => "upstream").increment(1);
-        }
-        _ => {}
-    }
+    let hit = match how {
+        "fresh" | "revalidated" | "stale" => Some(true),
+        "fetched" | "not_found" => Some(false),
+        _ => None,
+    };
+    crate::cache::count_lookup("disttags_upstream_lookups_total", "upstream", how, hit);
 }
 
 /// Whether `Cache-Control` lets a shared cache store the answer at all.

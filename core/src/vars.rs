@@ -109,21 +109,11 @@ impl Var {
     }
 
     /// The default as a number, for a [`Kind::Count`] variable (zero for any other).
-    pub const fn default_count(&self) -> u64 {
-        let Fallback::Value(v) = self.fallback else {
-            return 0;
-        };
-        let mut n = 0u64;
-        let mut i = 0;
-        while i < v.len() {
-            let digit = v.as_bytes()[i];
-            if !digit.is_ascii_digit() {
-                return 0;
-            }
-            n = n * 10 + (digit - b'0') as u64;
-            i += 1;
+    pub fn default_count(&self) -> u64 {
+        match self.fallback {
+            Fallback::Value(v) => v.parse().unwrap_or_default(),
+            Fallback::Described(_) => 0,
         }
-        n
     }
 
     /// The default as a duration, for a milliseconds variable (zero for any other).
