@@ -313,3 +313,57 @@ async fn lambda_writes_embedded_metric_format_lines_each_invocation() {
         "{docs:?}"
     );
 }
+
+/// Lines wait while a worker is busy and go out in one write when it runs out of work; a burst
+/// of concurrent requests must still give one whole line each, none lost, none torn, and the
+/// lines of requests answered just before SIGTERM must be out when the process has stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_gives_one_whole_line_per_request_and_stopping_loses_none() {
+    use futures_util::StreamExt;
+    const BURST: usize = 2_000;
+    for shim in [Shim::Local, Shim::CloudRun] {
+        let mut t = binary(shim, &[]).await;
+        let burst = |n: usize| {
+            let t = &t;
+            futures_util::stream::iter(0..n)
+                .map(move |_| t.get(STORED))
+                .buffer_unordered(32)
+                .filter(|r| std::future::ready(r.status == 200))
+                .count()
+        };
+        assert_eq!(burst(BURST).await, BURST, "{shim:?}");
+        let is_request = |l: &Value| message(l).ends_with(&format!("{STORED} 200"));
+        let lines = lines_where(&t, BURST, is_request).await;
+        assert_eq!(lines.len(), BURST, "{shim:?}: one line per request");
+        let ids: std::collections::HashSet<&str> = lines
+            .iter()
+            .filter_map(|l| l["requestId"].as_str())
+            .collect();
+        assert_eq!(ids.len(), BURST, "{shim:?}: every line its own request id");
+        // Every line the process wrote is whole JSON: no two lines were written into each other.
+        let process = t.process().expect("a process");
+        let torn: Vec<String> = process
+            .stdout
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| serde_json::from_str::<Value>(l).is_err())
+            .cloned()
+            .collect();
+        assert!(
+            torn.is_empty(),
+            "{shim:?}: lines that are not JSON: {torn:?}"
+        );
+
+        // A second burst, then SIGTERM at once: the process stops gracefully, lines written.
+        assert_eq!(burst(200).await, 200, "{shim:?}");
+        let process = t.transport.process_mut().expect("a process");
+        let status = process
+            .signal_and_wait("TERM", Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{shim:?}: did not stop on SIGTERM"));
+        assert!(status.success(), "{shim:?}: {status:?}");
+        // The pipe readers may still be draining what the process wrote last.
+        let lines = lines_where(&t, BURST + 200, is_request).await;
+        assert_eq!(lines.len(), BURST + 200, "{shim:?}: lines lost at shutdown");
+    }
+}

@@ -78,6 +78,26 @@ async fn sigterm_mid_load(kind: Shim) {
         "{kind:?}: {}",
         outcome.summary()
     );
+    // Every answered request is on the record: lines still waiting to be written when the
+    // signal came were written before the process exited.
+    let process = t.transport.process().expect("a process");
+    let request_lines = || {
+        process
+            .json_lines()
+            .iter()
+            .filter(|l| l["status"].is_number() && l["route"].is_string())
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while request_lines() < outcome.answered() as usize && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        request_lines() >= outcome.answered() as usize,
+        "{kind:?}: {} request lines for {}",
+        request_lines(),
+        outcome.summary()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

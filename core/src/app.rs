@@ -158,8 +158,8 @@ impl App {
     }
 
     /// Answers one request; every failure is already a response. The request is one span (its id,
-    /// trace context, method, route, package), and one line when it is answered (status,
-    /// latency); its id is echoed in `x-request-id`.
+    /// trace context, method, path, route, package, status, latency), whose close is the request's
+    /// one line; its id is echoed in `x-request-id`.
     pub async fn handle<B: AsRef<[u8]>>(&self, mut request: Request<B>) -> Response<Bytes> {
         let began = Instant::now();
         let mut context = request
@@ -172,6 +172,16 @@ impl App {
             .or_else(|| crate::telemetry::client_request_id(request.headers()))
             .unwrap_or_else(new_request_id);
         let trace = crate::telemetry::TraceContext::from_headers(request.headers());
+        let routed = self
+            .relative_path(&request)
+            .ok_or(Error::RouteNotFound)
+            .and_then(|path| route(path, request.method()));
+        let label = routed.as_ref().map_or("none", Route::label);
+        let package = match routed {
+            Ok(Route::DistTags(name) | Route::Tag { name, .. }) => Some(name),
+            _ => None,
+        };
+        // The fields' values are only worked out when the span is on.
         let span = tracing::info_span!(
             target: crate::telemetry::REQUEST_TARGET,
             "request",
@@ -179,27 +189,25 @@ impl App {
             trace_id = trace.trace_id.as_deref(),
             span_id = trace.span_id.as_deref(),
             method = request.method().as_str(),
-            route = Empty,
-            package = Empty,
+            path = self.redactor.redact(request.uri().path()).as_str(),
+            route = label,
+            package = package
+                .map(|name| percent_decode_str(name).decode_utf8_lossy())
+                .as_deref(),
             store = Empty,
             upstream = Empty,
+            status = Empty,
+            latency_ms = Empty,
         );
-        let (mut response, route) = self
-            .route_and_answer(&request, context, &request_id, &span)
+        let mut response = self
+            .route_and_answer(routed, &request, context, &request_id, &span)
             .instrument(span.clone())
             .await;
         let status = response.status().as_u16();
         let latency = began.elapsed();
-        span.in_scope(|| {
-            tracing::info!(
-                target: crate::telemetry::REQUEST_TARGET,
-                status,
-                latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3,
-                "{} {} {status}",
-                request.method(),
-                self.redactor.redact(request.uri().path()),
-            );
-        });
+        // The span's line is written when it closes, at the end of this function.
+        span.record("status", status);
+        span.record("latency_ms", (latency.as_secs_f64() * 1e6).round() / 1e3);
         let method = match *request.method() {
             Method::GET => "GET",
             Method::PUT => "PUT",
@@ -208,12 +216,12 @@ impl App {
         };
         metrics::counter!(
             "disttags_requests_total",
-            "route" => route,
+            "route" => label,
             "method" => method,
             "status" => status.to_string()
         )
         .increment(1);
-        metrics::histogram!("disttags_request_duration_seconds", "route" => route)
+        metrics::histogram!("disttags_request_duration_seconds", "route" => label)
             .record(latency.as_secs_f64());
         if let Ok(id) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", id);
@@ -221,34 +229,19 @@ impl App {
         response
     }
 
-    /// Routes, authorizes and answers; the route's label for the request line and metrics.
+    /// Authorizes and answers the route the request was given.
     async fn route_and_answer<B: AsRef<[u8]>>(
         &self,
+        routed: Result<Route<'_>, Error>,
         request: &Request<B>,
         mut context: RequestContext,
         request_id: &str,
         span: &Span,
-    ) -> (Response<Bytes>, &'static str) {
-        let routed = self
-            .relative_path(request)
-            .ok_or(Error::RouteNotFound)
-            .and_then(|path| route(path, request.method()));
-        let label = routed.as_ref().map_or("none", Route::label);
-        span.record("route", label);
-        if let Ok(Route::DistTags(name) | Route::Tag { name, .. }) = routed
-            && !span.is_disabled()
-        {
-            span.record(
-                "package",
-                percent_decode_str(name).decode_utf8_lossy().as_ref(),
-            );
-        }
+    ) -> Response<Bytes> {
         if let Ok(Route::Tag { name, tag }) = routed {
-            return (
-                self.write_tag(request, context, request_id, name, tag)
-                    .await,
-                label,
-            );
+            return self
+                .write_tag(request, context, request_id, name, tag)
+                .await;
         }
         let routed = match self.authorize(request) {
             Ok(grant) => {
@@ -261,7 +254,7 @@ impl App {
             }
             Err(denied) => Err(denied),
         };
-        let response = match routed {
+        match routed {
             Ok(response) => response,
             Err(error) => {
                 if error.status().is_server_error() {
@@ -269,8 +262,7 @@ impl App {
                 }
                 error.into_response()
             }
-        };
-        (response, label)
+        }
     }
 
     /// Lets a request in when no token is required, it is the health check, or its token is valid.

@@ -16,10 +16,12 @@
 //! The codebox-shaped log events ([`crate::LogEvent`]) written by [`crate::StdoutSink`] become lines
 //! of the same stream, their fields kept and the platform's added, whatever `RUST_LOG` says.
 
+use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -244,8 +246,7 @@ pub(crate) fn write_event(event: &LogEvent) {
     if !INSTALLED.load(Ordering::Acquire) {
         let mut line = event.to_json_line();
         line.push('\n');
-        // A closed stdout must not take the request down with it.
-        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        emit(Stream::Out, line.as_bytes(), true);
         return;
     }
     let line = event.to_json_line();
@@ -253,6 +254,87 @@ pub(crate) fn write_event(event: &LogEvent) {
         crate::log::Level::Error => tracing::error!(target: EVENT_TARGET, event = %line),
         crate::log::Level::Warn => tracing::warn!(target: EVENT_TARGET, event = %line),
         crate::log::Level::Info => tracing::info!(target: EVENT_TARGET, event = %line),
+    }
+}
+
+/// The stream a line goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Out = 0,
+    Err = 1,
+}
+
+/// Lines not yet written, by stream. A server's worker threads (see [`defer_writes`]) leave their
+/// request lines here, and the lines of many requests cost one `write(2)` instead of one each;
+/// every other line is written at once, after whatever is waiting, so order holds.
+static PENDING: [Mutex<Vec<u8>>; 2] = [Mutex::new(Vec::new()), Mutex::new(Vec::new())];
+
+/// Waiting lines are written once they reach this many bytes, however busy the server is.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// How long a request line waits to be written, at most.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// Whether this thread's request lines may wait for the next flush.
+    static DEFERS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Lets the calling thread's request and debug lines wait up to [`FLUSH_EVERY`] to be written
+/// together: for the worker threads of a server (Tokio's `on_thread_start`), whose runtime calls
+/// [`flush`] when it stops. The first call starts the thread that flushes. Warnings, errors and
+/// the codebox-shaped events never wait.
+pub fn defer_writes() {
+    static FLUSHING: OnceLock<bool> = OnceLock::new();
+    let flushing = *FLUSHING.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("disttags-log-flush".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(FLUSH_EVERY);
+                    flush();
+                }
+            })
+            .is_ok()
+    });
+    // Without the flushing thread every line is written at once.
+    DEFERS.set(flushing);
+}
+
+/// Writes every waiting line.
+pub fn flush() {
+    for stream in [Stream::Out, Stream::Err] {
+        let mut pending = PENDING[stream as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !pending.is_empty() {
+            write_out(stream, &mut pending);
+        }
+    }
+}
+
+/// Adds one line (its newline included) to `stream`, writing it now if it is `urgent` or this
+/// thread does not defer.
+fn emit(stream: Stream, line: &[u8], urgent: bool) {
+    let mut pending = PENDING[stream as usize]
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    pending.extend_from_slice(line);
+    if urgent || !DEFERS.get() || pending.len() >= FLUSH_AT {
+        write_out(stream, &mut pending);
+    }
+}
+
+/// Writes what is waiting, the lock held so that no other line comes between.
+fn write_out(stream: Stream, pending: &mut Vec<u8>) {
+    // A closed stream must not take the request down with it.
+    let _ = match stream {
+        Stream::Out => std::io::stdout().lock().write_all(pending),
+        Stream::Err => std::io::stderr().lock().write_all(pending),
+    };
+    pending.clear();
+    if pending.capacity() > 4 * FLUSH_AT {
+        pending.shrink_to(FLUSH_AT);
     }
 }
 
@@ -351,6 +433,12 @@ impl Fields {
         }
     }
 
+    fn put_absent(&mut self, name: &'static str, value: &Value) {
+        if !self.0.iter().any(|(k, _)| *k == name) {
+            self.0.push((name, value.clone()));
+        }
+    }
+
     fn take(&mut self, name: &str) -> Option<Value> {
         let at = self.0.iter().position(|(k, _)| *k == name)?;
         Some(self.0.remove(at).1)
@@ -418,24 +506,50 @@ impl JsonLine {
         if self.0.len() > 1 {
             self.0.push(b',');
         }
-        // Serializing into a vector cannot fail.
-        let _ = serde_json::to_writer(&mut self.0, key);
-        self.0.push(b':');
+        self.0.push(b'"');
+        escape_into(&mut self.0, key);
+        self.0.extend_from_slice(b"\":");
     }
 
     fn field(&mut self, key: &str, value: &Value) {
         self.key(key);
-        let _ = serde_json::to_writer(&mut self.0, value);
+        match value {
+            Value::String(text) => self.string(text),
+            // Serializing into a vector cannot fail.
+            other => drop(serde_json::to_writer(&mut self.0, other)),
+        }
     }
 
     fn text(&mut self, key: &str, value: &str) {
         self.key(key);
-        let _ = serde_json::to_writer(&mut self.0, value);
+        self.string(value);
     }
 
-    fn finish(mut self) -> String {
+    fn string(&mut self, value: &str) {
+        self.0.push(b'"');
+        escape_into(&mut self.0, value);
+        self.0.push(b'"');
+    }
+
+    /// The request span's message, `GET /-/package/left-pad/dist-tags 200`, written in place.
+    fn request_message(&mut self, fields: &Fields, path: &str) {
+        self.key("message");
+        self.0.push(b'"');
+        request_message(&mut self.0, fields, path, true);
+        self.0.push(b'"');
+    }
+
+    /// The current time, which needs no escaping.
+    fn now(&mut self, key: &str) {
+        self.key(key);
+        self.0.push(b'"');
+        now_into(&mut self.0);
+        self.0.push(b'"');
+    }
+
+    fn finish(mut self) -> Vec<u8> {
         self.0.push(b'}');
-        String::from_utf8(self.0).unwrap_or_default()
+        self.0
     }
 }
 
@@ -477,7 +591,15 @@ where
         };
         event.record(&mut Visitor(&mut fields));
         let metadata = event.metadata();
-        self.write(*metadata.level(), metadata.target(), fields);
+        let level = *metadata.level();
+        let record = metadata.target() == EVENT_TARGET;
+        let line = if record {
+            self.record_line(level, &mut fields)
+        } else {
+            let message = take_string(&mut fields, "message").unwrap_or_default();
+            self.line(level, Message::Text(message), fields)
+        };
+        self.write(level, line, record);
     }
 
     /// A child span (store lookup, upstream call) closing: one debug line with its outcome and
@@ -486,6 +608,23 @@ where
         let Some(span) = ctx.span(&id) else {
             return;
         };
+        if span.metadata().target() == REQUEST_TARGET {
+            // The request span closing is the request's line, from its own fields, taken rather
+            // than copied; a span around it (Lambda's invocation) adds what it knows.
+            let own = span.extensions_mut().remove::<SpanFields>();
+            if let Some(SpanFields(mut fields)) = own {
+                for outer in span.scope().skip(1) {
+                    if let Some(theirs) = outer.extensions().get::<SpanFields>() {
+                        for (key, value) in &theirs.0.0 {
+                            fields.put_absent(key, value);
+                        }
+                    }
+                }
+                let line = self.line(Level::INFO, Message::Request, fields);
+                self.write(Level::INFO, line, false);
+            }
+            return;
+        }
         if span.parent().is_none() || *span.metadata().level() < Level::DEBUG {
             return;
         }
@@ -501,57 +640,73 @@ where
             .and_then(|(_, v)| v.as_str())
             .unwrap_or("done");
         let message = format!("{} {outcome}", span.name());
-        fields.put("message", Value::from(message));
         fields.put("span", Value::from(span.name()));
-        self.write(Level::DEBUG, span.metadata().target(), fields);
+        let line = self.line(Level::DEBUG, Message::Text(message), fields);
+        self.write(Level::DEBUG, line, false);
     }
 }
 
 impl PlatformLayer {
-    fn write(&self, level: Level, target: &str, mut fields: Fields) {
-        let mut line = if target == EVENT_TARGET {
-            self.record_line(level, &mut fields)
+    /// Writes one line: a line of the `record`, a warning or an error at once, others perhaps
+    /// with the next flush.
+    fn write(&self, level: Level, mut line: Vec<u8>, record: bool) {
+        line.push(b'\n');
+        // Azure's host reads standard error as warnings and errors.
+        let stream = if self.format == LogFormat::Azure && level <= Level::WARN {
+            Stream::Err
         } else {
-            self.line(level, fields)
+            Stream::Out
         };
-        line.push('\n');
-        // Azure's host reads standard error as warnings and errors; a closed stream must not take
-        // the request down with it.
-        if self.format == LogFormat::Azure && level <= Level::WARN {
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
-        } else {
-            let _ = std::io::stdout().lock().write_all(line.as_bytes());
-        }
+        emit(stream, &line, record || level <= Level::WARN);
     }
 
-    /// A line for an ordinary event (the request line, a warning of the program).
-    fn line(&self, level: Level, mut fields: Fields) -> String {
-        let message = take_string(&mut fields, "message").unwrap_or_default();
+    /// A line for an ordinary event (a warning of the program, a debug span's close) or for the
+    /// request span's close.
+    fn line(&self, level: Level, message: Message, mut fields: Fields) -> Vec<u8> {
+        // The request's path is in its message.
+        let path = match message {
+            Message::Request => take_string(&mut fields, "path").unwrap_or_default(),
+            Message::Text(_) => String::new(),
+        };
         let mut out = JsonLine::new();
+        let said = |out: &mut JsonLine, fields: &Fields| match &message {
+            Message::Text(text) => out.text("message", text),
+            Message::Request => out.request_message(fields, &path),
+        };
         match &self.format {
             LogFormat::Text | LogFormat::Lambda { text: true } => {
-                return text_line(level, &message, &fields);
+                let text = match &message {
+                    Message::Text(text) => text.clone(),
+                    Message::Request => {
+                        let mut text = Vec::with_capacity(96);
+                        request_message(&mut text, &fields, &path, false);
+                        String::from_utf8(text).unwrap_or_default()
+                    }
+                };
+                return text_line(level, &text, &fields);
             }
             LogFormat::CloudRun { project } => {
                 out.text("severity", severity(level));
-                out.text("message", &message);
-                out.text("time", &now());
+                said(&mut out, &fields);
+                out.now("time");
                 for (key, value) in cloud_trace(project.as_deref(), &mut fields) {
                     out.field(key, &value);
                 }
             }
             LogFormat::Lambda { .. } => {
-                out.text("timestamp", &now());
+                out.now("timestamp");
                 out.text("level", level.as_str());
-                out.text("message", &message);
+                said(&mut out, &fields);
             }
             LogFormat::Azure | LogFormat::Json => {
-                out.text("timestamp", &now());
+                out.now("timestamp");
                 out.text("level", lower(level));
-                out.text("message", &message);
+                said(&mut out, &fields);
             }
         }
         if let Some(id) = fields.take("request_id") {
+            // Lambda's invocation span names the same id `requestId`.
+            fields.take("requestId");
             out.field("requestId", &id);
         }
         for (key, value) in &fields.0 {
@@ -561,11 +716,11 @@ impl PlatformLayer {
     }
 
     /// A line for a codebox-shaped event: its own fields, and the platform's around them.
-    fn record_line(&self, level: Level, fields: &mut Fields) -> String {
+    fn record_line(&self, level: Level, fields: &mut Fields) -> Vec<u8> {
         let Some(Value::Object(mut event)) =
             take_string(fields, "event").and_then(|text| serde_json::from_str::<Value>(&text).ok())
         else {
-            return String::new();
+            return Vec::new();
         };
         let namespace = event
             .get("namespace")
@@ -598,7 +753,7 @@ impl PlatformLayer {
                     out.insert(key.into(), value);
                 }
                 out.extend(event);
-                return Value::Object(out).to_string();
+                return Value::Object(out).to_string().into_bytes();
             }
             LogFormat::Lambda { .. } => {
                 event.insert("level".into(), Value::from(level.as_str()));
@@ -606,7 +761,7 @@ impl PlatformLayer {
             LogFormat::Azure | LogFormat::Json => {}
         }
         event.insert("message".into(), Value::from(detail));
-        Value::Object(event).to_string()
+        Value::Object(event).to_string().into_bytes()
     }
 }
 
@@ -637,24 +792,105 @@ fn take_string(fields: &mut Fields, key: &str) -> Option<String> {
     }
 }
 
-/// `2026-12-02T05:42:22.123Z  INFO GET /-/package/left-pad/dist-tags 200 key=value …`
-fn text_line(level: Level, message: &str, fields: &Fields) -> String {
-    let mut line = format!("{} {:>5} {message}", now(), level.as_str());
-    for (key, value) in &fields.0 {
-        match value {
-            Value::String(s) => {
-                let _ = write!(line, " {key}={s}");
-            }
-            other => {
-                let _ = write!(line, " {key}={other}");
-            }
+/// What a line says.
+enum Message {
+    /// An event's own message.
+    Text(String),
+    /// The request span's: what was asked and answered, from its fields.
+    Request,
+}
+
+/// `GET /-/package/left-pad/dist-tags 200` from the request span's method and status and its path
+/// (`abandoned` for a request dropped before it was answered: the client went away), JSON-escaped
+/// when `escape` is set.
+fn request_message(out: &mut Vec<u8>, fields: &Fields, path: &str, escape: bool) {
+    let text = |out: &mut Vec<u8>, text: &str| {
+        if escape {
+            escape_into(out, text);
+        } else {
+            out.extend_from_slice(text.as_bytes());
         }
+    };
+    let field = |name: &str| fields.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
+    text(
+        out,
+        field("method").and_then(Value::as_str).unwrap_or_default(),
+    );
+    out.push(b' ');
+    text(out, path);
+    out.push(b' ');
+    match field("status") {
+        Some(status) => drop(write!(out, "{status}")),
+        None => out.extend_from_slice(b"abandoned"),
+    }
+}
+
+/// Appends `text` as the inside of a JSON string: quote, backslash and control characters
+/// escaped, everything else as it is (JSON text is UTF-8).
+fn escape_into(out: &mut Vec<u8>, text: &str) {
+    let mut rest = text.as_bytes();
+    while let Some(at) = rest
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    {
+        out.extend_from_slice(&rest[..at]);
+        match rest[at] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            control => drop(write!(out, "\\u{control:04x}")),
+        }
+        rest = &rest[at + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// `2026-12-02T05:42:22.123Z  INFO GET /-/package/left-pad/dist-tags 200 key=value …`
+fn text_line(level: Level, message: &str, fields: &Fields) -> Vec<u8> {
+    let mut line = Vec::with_capacity(256);
+    now_into(&mut line);
+    let _ = write!(line, " {:>5} {message}", level.as_str());
+    for (key, value) in &fields.0 {
+        let _ = match value {
+            Value::String(s) => write!(line, " {key}={s}"),
+            other => write!(line, " {key}={other}"),
+        };
     }
     line
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+thread_local! {
+    /// The second last formatted on this thread, and its text: most lines share their second.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+}
+
+/// Appends the current time in RFC 3339, UTC, to the millisecond: `2026-12-02T05:42:22.123Z`.
+fn now_into(out: &mut Vec<u8>) {
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since.as_secs();
+    SECOND.with_borrow_mut(|(at, text)| {
+        if *at != seconds || text.is_empty() {
+            *at = seconds;
+            text.clear();
+            if let Some(time) = i64::try_from(seconds)
+                .ok()
+                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+            {
+                let _ = write!(text, "{}", time.format("%Y-%m-%dT%H:%M:%S"));
+            }
+        }
+        out.extend_from_slice(text.as_bytes());
+    });
+    let millis = since.subsec_millis();
+    out.push(b'.');
+    for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+        out.push(b"0123456789"[digit as usize]);
+    }
+    out.push(b'Z');
 }
 
 fn lower(level: Level) -> &'static str {
@@ -745,6 +981,82 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_are_rfc3339_utc_to_the_millisecond() {
+        let before = chrono::Utc::now();
+        let mut stamps = Vec::new();
+        // Enough stamps to cross a second on most runs: the cached second must move with them.
+        for _ in 0..3 {
+            let mut text = Vec::new();
+            now_into(&mut text);
+            stamps.push(String::from_utf8(text).expect("utf-8"));
+            std::thread::sleep(std::time::Duration::from_millis(600));
+        }
+        let after = chrono::Utc::now();
+        let mut last = before - chrono::Duration::milliseconds(1);
+        for stamp in &stamps {
+            assert_eq!(stamp.len(), "2026-12-02T05:42:22.123Z".len(), "{stamp}");
+            let at = chrono::DateTime::parse_from_rfc3339(stamp).expect("rfc 3339");
+            assert!(stamp.ends_with('Z'), "{stamp}");
+            assert!(
+                at >= last && at <= after,
+                "{stamp} not in {before}..{after}"
+            );
+            last = at.with_timezone(&chrono::Utc);
+        }
+    }
+
+    #[test]
+    fn a_request_line_says_what_was_asked_and_answered() {
+        let request = |status: Option<u16>| {
+            let mut fields = Fields::default();
+            fields.put("request_id", Value::from("r1"));
+            fields.put("method", Value::from("GET"));
+            fields.put("path", Value::from("/-/package/\"a\"/dist-tags"));
+            if let Some(status) = status {
+                fields.put("status", Value::from(status));
+            }
+            fields
+        };
+        let json = PlatformLayer {
+            format: LogFormat::Json,
+        };
+        let line: Value =
+            serde_json::from_slice(&json.line(Level::INFO, Message::Request, request(Some(304))))
+                .expect("json");
+        assert_eq!(line["message"], "GET /-/package/\"a\"/dist-tags 304");
+        assert_eq!(line["requestId"], "r1");
+        assert_eq!(line["status"], 304);
+        assert_eq!(line.get("path"), None, "the path is in the message");
+        let line: Value =
+            serde_json::from_slice(&json.line(Level::INFO, Message::Request, request(None)))
+                .expect("json");
+        assert_eq!(line["message"], "GET /-/package/\"a\"/dist-tags abandoned");
+        let text = PlatformLayer {
+            format: LogFormat::Text,
+        };
+        let line = text.line(Level::INFO, Message::Request, request(Some(200)));
+        let line = String::from_utf8(line).expect("utf-8");
+        assert!(
+            line.contains(" INFO GET /-/package/\"a\"/dist-tags 200 request_id=r1 method=GET"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn escaped_text_reads_back_as_itself() {
+        let mut every: String = (0u8..0x80).map(char::from).collect();
+        every.push_str("é✓\u{2028}🦀 \\\" end");
+        for text in [every.as_str(), "", "plain", "\"", "\\", "\u{0}"] {
+            let mut out = vec![b'"'];
+            escape_into(&mut out, text);
+            out.push(b'"');
+            let back: String = serde_json::from_slice(&out)
+                .unwrap_or_else(|e| panic!("{text:?} as {:?}: {e}", String::from_utf8_lossy(&out)));
+            assert_eq!(back, text);
+        }
+    }
+
+    #[test]
     fn cloud_run_lines_carry_severity_and_the_trace() {
         let layer = PlatformLayer {
             format: LogFormat::CloudRun {
@@ -752,11 +1064,15 @@ mod tests {
             },
         };
         let mut fields = Fields::default();
-        fields.put("message", Value::from("GET / 200"));
         fields.put("trace_id", Value::from("abc"));
         fields.put("span_id", Value::from("12"));
         fields.put("request_id", Value::from("r1"));
-        let line: Value = serde_json::from_str(&layer.line(Level::WARN, fields)).expect("json");
+        let line: Value = serde_json::from_slice(&layer.line(
+            Level::WARN,
+            Message::Text("GET / 200".into()),
+            fields,
+        ))
+        .expect("json");
         assert_eq!(line["severity"], "WARNING");
         assert_eq!(line["message"], "GET / 200");
         assert_eq!(

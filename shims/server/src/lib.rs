@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use disttags_core::{App, Error, RequestContext};
+use disttags_core::{App, Error, RequestContext, telemetry};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
@@ -229,11 +229,16 @@ pub fn run<F>(name: &str, main: F) -> std::process::ExitCode
 where
     F: Future<Output = Result<(), String>>,
 {
+    // Request lines of the workers are written together, at most `telemetry::FLUSH_EVERY` late:
+    // the lines of many requests cost one write(2) instead of one each.
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(telemetry::defer_writes)
+        .on_thread_stop(telemetry::flush)
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
         .and_then(|runtime| runtime.block_on(main));
+    telemetry::flush();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
