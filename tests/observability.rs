@@ -102,6 +102,15 @@ async fn each_shim_writes_one_request_line_in_its_platforms_format() {
         assert_eq!(line["package"], "left-pad", "{shim:?}: {line}");
         assert_eq!(line["method"], "GET", "{shim:?}: {line}");
         assert_eq!(line["requestId"], id.as_str(), "{shim:?}: {line}");
+        // The line as written (for the README's examples: `--nocapture` shows it).
+        let process = t.process().expect("a process");
+        let written = process.stdout.lock().expect("lock").clone();
+        for raw in written
+            .iter()
+            .filter(|l| l.contains(&format!("{STORED} 200")))
+        {
+            println!("{shim:?}: {raw}");
+        }
         match shim {
             Shim::CloudRun => {
                 assert_eq!(line["severity"], "INFO", "{line}");
