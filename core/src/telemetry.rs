@@ -650,6 +650,10 @@ impl PlatformLayer {
     /// Writes one line: a line of the `record`, a warning or an error at once, others perhaps
     /// with the next flush.
     fn write(&self, level: Level, mut line: Vec<u8>, record: bool) {
+        // An event that could not be read back has no line (it never happens: we wrote it).
+        if line.is_empty() {
+            return;
+        }
         line.push(b'\n');
         // Azure's host reads standard error as warnings and errors.
         let stream = if self.format == LogFormat::Azure && level <= Level::WARN {

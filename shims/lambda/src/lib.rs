@@ -149,6 +149,17 @@ pub fn missing_runtime_var() -> Option<&'static str> {
         .find(|var| std::env::var_os(var).is_none())
 }
 
+/// Where the Runtime API takes an init error. `AWS_LAMBDA_RUNTIME_API` is `host:port` in Lambda;
+/// some emulators (cargo-lambda's) give a whole URL.
+fn init_error_url(api: &str) -> String {
+    let api = api.trim_end_matches('/');
+    if api.contains("://") {
+        format!("{api}/2018-06-01/runtime/init/error")
+    } else {
+        format!("http://{api}/2018-06-01/runtime/init/error")
+    }
+}
+
 /// Tells Lambda why init failed (Runtime API `POST /runtime/init/error`); bounded, best effort.
 pub async fn report_init_error(message: &str) {
     let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
@@ -164,7 +175,7 @@ pub async fn report_init_error(message: &str) {
         "stackTrace": [],
     });
     let sent = client
-        .post(format!("http://{api}/2018-06-01/runtime/init/error"))
+        .post(init_error_url(&api))
         .header("Lambda-Runtime-Function-Error-Type", "Runtime.ConfigError")
         .header("Content-Type", "application/json")
         .body(body.to_string())
@@ -172,5 +183,22 @@ pub async fn report_init_error(message: &str) {
         .await;
     if let Err(e) = sent {
         eprintln!("{NAME}: could not report the init error to the Runtime API: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::init_error_url;
+
+    #[test]
+    fn the_init_error_goes_to_the_runtime_api_as_lambda_or_an_emulator_names_it() {
+        assert_eq!(
+            init_error_url("127.0.0.1:9001"),
+            "http://127.0.0.1:9001/2018-06-01/runtime/init/error"
+        );
+        assert_eq!(
+            init_error_url("http://127.0.0.1:9000/.rt/"),
+            "http://127.0.0.1:9000/.rt/2018-06-01/runtime/init/error"
+        );
     }
 }
