@@ -1,6 +1,7 @@
 //! Log lines in each platform's own format, from `tracing`: every request is one span (request
-//! id, trace context, method, route, package, status, latency) and one line when it is answered;
-//! the store lookup and the upstream call are its child spans, with their outcome.
+//! id, trace context, method, path, route, package, status, latency) whose close is its one line;
+//! the store lookup and the upstream call are its child spans, with their outcome. A server's
+//! request lines are written in batches (see [`defer_writes`]).
 //!
 //! `tracing-subscriber`'s registry keeps the spans and filters by level; [`PlatformLayer`] only
 //! shapes each line as its platform's log collector reads it:
