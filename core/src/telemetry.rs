@@ -267,7 +267,8 @@ enum Stream {
 
 /// Lines not yet written, by stream. A server's worker threads (see [`defer_writes`]) leave their
 /// request lines here, and the lines of many requests cost one `write(2)` instead of one each;
-/// every other line is written at once, after whatever is waiting, so order holds.
+/// every other line is written at once, after whatever is waiting on its stream (and, for a line
+/// on standard error, after what waits on standard output), so order holds.
 static PENDING: [Mutex<Vec<u8>>; 2] = [Mutex::new(Vec::new()), Mutex::new(Vec::new())];
 
 /// Waiting lines are written once they reach this many bytes, however busy the server is.
@@ -281,10 +282,12 @@ thread_local! {
     static DEFERS: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Lets the calling thread's request and debug lines wait up to [`FLUSH_EVERY`] to be written
-/// together: for the worker threads of a server (Tokio's `on_thread_start`), whose runtime calls
-/// [`flush`] when it stops. The first call starts the thread that flushes. Warnings, errors and
-/// the codebox-shaped events never wait.
+/// Lets the calling thread's info and debug lines (request lines, mostly) wait up to
+/// [`FLUSH_EVERY`] to be written together: for the worker threads of a server (Tokio's
+/// `on_thread_start`), whose runtime calls [`flush`] when it stops. The first call starts the
+/// thread that flushes. Warnings, errors and the codebox-shaped events never wait. Not for a
+/// platform that may stop the process' CPU between requests (Cloud Run, Lambda): a waiting line
+/// would wait for the next request.
 pub fn defer_writes() {
     static FLUSHING: OnceLock<bool> = OnceLock::new();
     let flushing = *FLUSHING.get_or_init(|| {
@@ -320,6 +323,15 @@ fn emit(stream: Stream, line: &[u8], urgent: bool) {
     let mut pending = PENDING[stream as usize]
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
+    if urgent && stream == Stream::Err {
+        // What waits on standard output came first.
+        let mut out = PENDING[Stream::Out as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !out.is_empty() {
+            write_out(Stream::Out, &mut out);
+        }
+    }
     pending.extend_from_slice(line);
     if urgent || !DEFERS.get() || pending.len() >= FLUSH_AT {
         write_out(stream, &mut pending);
@@ -603,8 +615,8 @@ where
         self.write(level, line, record);
     }
 
-    /// A child span (store lookup, upstream call) closing: one debug line with its outcome and
-    /// duration, when debug lines are on for it.
+    /// The request span closing: the request's line. A child span (store lookup, upstream call)
+    /// closing: one debug line with its outcome and duration, when debug lines are on for it.
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else {
             return;
@@ -824,7 +836,7 @@ fn request_message(out: &mut Vec<u8>, fields: &Fields, path: &str, escape: bool)
     out.push(b' ');
     text(out, path);
     out.push(b' ');
-    match field("status") {
+    match field("status").and_then(Value::as_u64) {
         Some(status) => drop(write!(out, "{status}")),
         None => out.extend_from_slice(b"abandoned"),
     }
@@ -877,19 +889,33 @@ fn now_into(out: &mut Vec<u8>) {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let seconds = since.as_secs();
-    SECOND.with_borrow_mut(|(at, text)| {
+    let format = |text: &mut String| {
+        if let Some(time) = i64::try_from(seconds)
+            .ok()
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        {
+            let _ = write!(text, "{}", time.format("%Y-%m-%dT%H:%M:%S"));
+        }
+    };
+    let cached = SECOND.try_with(|second| {
+        let Ok(mut second) = second.try_borrow_mut() else {
+            return false;
+        };
+        let (at, text) = &mut *second;
         if *at != seconds || text.is_empty() {
             *at = seconds;
             text.clear();
-            if let Some(time) = i64::try_from(seconds)
-                .ok()
-                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-            {
-                let _ = write!(text, "{}", time.format("%Y-%m-%dT%H:%M:%S"));
-            }
+            format(text);
         }
         out.extend_from_slice(text.as_bytes());
+        true
     });
+    // While the thread is being torn down its cache is gone: format this once.
+    if cached != Ok(true) {
+        let mut text = String::with_capacity(19);
+        format(&mut text);
+        out.extend_from_slice(text.as_bytes());
+    }
     let millis = since.subsec_millis();
     out.push(b'.');
     for digit in [millis / 100, millis / 10 % 10, millis % 10] {

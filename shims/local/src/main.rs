@@ -8,6 +8,7 @@ fn main() -> ExitCode {
     let cli = disttags_local::Cli::parse();
     disttags_server::run(
         "disttags",
+        disttags_server::Lines::Batched,
         disttags_local::run(cli, disttags_core::Env::from_process()),
     )
 }

@@ -224,17 +224,31 @@ pub async fn listen_and_serve<H: Handler>(
     Ok(())
 }
 
+/// How a server writes its request lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// Together, at most `telemetry::FLUSH_EVERY` late: the lines of many requests cost one
+    /// write(2) instead of one each. For a process whose CPU runs between requests.
+    Batched,
+    /// Each when its request is answered: for a platform that may throttle the CPU between
+    /// requests (Cloud Run with request-based billing), where a waiting line would wait for the
+    /// next request.
+    AtOnce,
+}
+
 /// Runs a shim's async main on a multi-threaded runtime; an error is one line on stderr and exit 2.
-pub fn run<F>(name: &str, main: F) -> std::process::ExitCode
+pub fn run<F>(name: &str, lines: Lines, main: F) -> std::process::ExitCode
 where
     F: Future<Output = Result<(), String>>,
 {
-    // Request lines of the workers are written together, at most `telemetry::FLUSH_EVERY` late:
-    // the lines of many requests cost one write(2) instead of one each.
-    let result = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if lines == Lines::Batched {
+        builder
+            .on_thread_start(telemetry::defer_writes)
+            .on_thread_stop(telemetry::flush);
+    }
+    let result = builder
         .enable_all()
-        .on_thread_start(telemetry::defer_writes)
-        .on_thread_stop(telemetry::flush)
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
         .and_then(|runtime| runtime.block_on(main));
