@@ -75,7 +75,7 @@ impl Weigh for Arc<CachedTags> {
     }
 }
 
-/// How a [`StoreReader`] caches and revalidates.
+/// How the store reader caches and revalidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadPolicy {
     /// At most this many bytes of cached tags (and `bytes / MIN_ENTRY_BYTES` entries).

@@ -3,7 +3,7 @@
 //! the store lookup and the upstream call are its child spans, with their outcome. A server's
 //! request lines are written in batches (see [`defer_writes`]).
 //!
-//! `tracing-subscriber`'s registry keeps the spans and filters by level; [`PlatformLayer`] only
+//! `tracing-subscriber`'s registry keeps the spans and filters by level; the `PlatformLayer` only
 //! shapes each line as its platform's log collector reads it:
 //!
 //! - Lambda: JSON with `timestamp`, `level` (upper case) and `message` at the top level and the
