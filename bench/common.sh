@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by bench/server.sh, bench/startup.sh and scripts/load (sourced, not run): paths, tool checks,
+# Shared by the bench/*.sh scripts and scripts/load (sourced, not run): paths, tool checks, CPU time,
 # ports, process bookkeeping. Every pid added to `bench_pids` is stopped, and `bench_work` removed, by
 # `bench_cleanup` (the scripts set it as their EXIT trap). Tools come from scripts/install-tools.
 
@@ -48,6 +48,16 @@ check_packuments() {
       die "packument $shared/$f.json.gz is missing (set DISTTAGS_PACKUMENTS to the directory holding the *.json.gz)"
   done
 }
+
+# cpu_ticks PID -> user+system clock ticks the process has used so far (fields 14 and 15 of
+# /proc/PID/stat, counted after the parenthesised name, which may hold spaces); `tick` ticks a second.
+cpu_ticks() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || die "process $1 is gone (a server stopped mid-run)"
+  awk '{ print $12 + $13 }' <<<"${stat##*) }"
+}
+# shellcheck disable=SC2034 # used by the scripts that source this
+tick=$(getconf CLK_TCK)
 
 # free_port: a free port of 127.0.0.1, from the one Python helper (tests/emulators/ports.py).
 free_port() {

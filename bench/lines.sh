@@ -53,15 +53,6 @@ on_pid=${bench_pids[0]} off_pid=${bench_pids[1]}
 wait_ok "http://$on_addr/-/ping" 10 || die "disttags serve did not start: $(tail -3 "$work/on.log")"
 wait_ok "http://$off_addr/-/ping" 10 || die "disttags serve (RUST_LOG=warn) did not start: $(tail -3 "$work/off.log")"
 
-# cpu_ticks PID -> user+system clock ticks the process has used so far (fields 14 and 15 of
-# /proc/PID/stat, counted after the parenthesised name)
-cpu_ticks() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || die "process $1 is gone (a server stopped mid-run)"
-  awk '{ print $12 + $13 }' <<<"${stat##*) }"
-}
-tick=$(getconf CLK_TCK)
-
 # cell PID ADDR C -> "req/s cpu_us_per_request"
 cell() {
   local out before after

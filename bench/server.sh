@@ -114,15 +114,6 @@ for name in is-odd "${packages[@]}"; do
 done
 say "disttags and Verdaccio answer the same dist-tags for is-odd ${packages[*]}"
 
-# cpu_ticks PID -> user+system clock ticks the process has used so far (fields 14 and 15 of
-# /proc/PID/stat, counted after the parenthesised name, which may hold spaces)
-cpu_ticks() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || die "process $1 is gone (a server stopped mid-run)"
-  awk '{ print $12 + $13 }' <<<"${stat##*) }"
-}
-tick=$(getconf CLK_TCK)
-
 # bench_wrk PID C URL [DURATION] -> "req/s p50_ms p99_ms errors cpu_us_per_request"
 # (the server's own CPU time, user and system, over the cell divided by the requests it answered)
 bench_wrk() {
