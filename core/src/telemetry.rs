@@ -307,13 +307,17 @@ pub fn defer_writes() {
 
 /// Writes every waiting line.
 pub fn flush() {
-    for stream in [Stream::Out, Stream::Err] {
-        let mut pending = PENDING[stream as usize]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if !pending.is_empty() {
-            write_out(stream, &mut pending);
-        }
+    flush_stream(Stream::Out);
+    flush_stream(Stream::Err);
+}
+
+/// Writes what waits on `stream`.
+fn flush_stream(stream: Stream) {
+    let mut pending = PENDING[stream as usize]
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if !pending.is_empty() {
+        write_out(stream, &mut pending);
     }
 }
 
@@ -325,12 +329,7 @@ fn emit(stream: Stream, line: &[u8], urgent: bool) {
         .unwrap_or_else(PoisonError::into_inner);
     if urgent && stream == Stream::Err {
         // What waits on standard output came first.
-        let mut out = PENDING[Stream::Out as usize]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if !out.is_empty() {
-            write_out(Stream::Out, &mut out);
-        }
+        flush_stream(Stream::Out);
     }
     pending.extend_from_slice(line);
     if urgent || !DEFERS.get() || pending.len() >= FLUSH_AT {
@@ -446,8 +445,12 @@ impl Fields {
         }
     }
 
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
     fn put_absent(&mut self, name: &'static str, value: &Value) {
-        if !self.0.iter().any(|(k, _)| *k == name) {
+        if self.get(name).is_none() {
             self.0.push((name, value.clone()));
         }
     }
@@ -647,10 +650,8 @@ where
             fields.put("latency_ms", Value::from((ms * 1e3).round() / 1e3));
         }
         let outcome = fields
-            .0
-            .iter()
-            .find(|(k, _)| *k == "outcome")
-            .and_then(|(_, v)| v.as_str())
+            .get("outcome")
+            .and_then(Value::as_str)
             .unwrap_or("done");
         let message = format!("{} {outcome}", span.name());
         fields.put("span", Value::from(span.name()));
@@ -828,15 +829,17 @@ fn request_message(out: &mut Vec<u8>, fields: &Fields, path: &str, escape: bool)
             out.extend_from_slice(text.as_bytes());
         }
     };
-    let field = |name: &str| fields.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
     text(
         out,
-        field("method").and_then(Value::as_str).unwrap_or_default(),
+        fields
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
     );
     out.push(b' ');
     text(out, path);
     out.push(b' ');
-    match field("status").and_then(Value::as_u64) {
+    match fields.get("status").and_then(Value::as_u64) {
         Some(status) => drop(write!(out, "{status}")),
         None => out.extend_from_slice(b"abandoned"),
     }
