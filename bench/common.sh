@@ -83,6 +83,16 @@ bench_cleanup() {
   if [ -n "$bench_work" ]; then rm -rf "$bench_work"; fi
 }
 
+# start_work: a scratch directory, `bench_work` (and `work`), removed on exit with every server in
+# `bench_pids`; Ctrl-C and SIGTERM end the script through that cleanup too.
+start_work() {
+  bench_work=$(mktemp -d)
+  # shellcheck disable=SC2034 # used by the scripts that source this
+  work=$bench_work
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
 # Machine and load, printed above every table.
 machine_line() {
   local model mem load

@@ -34,10 +34,7 @@ check_packuments left-pad.front
 cd "$repo"
 build_release
 
-bench_work=$(mktemp -d)
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
-work=$bench_work
+start_work
 store=$work/store
 DISTTAGS_LOG=none "$bin/disttags" import --store "file://$store" "$shared/left-pad.front.json.gz" >/dev/null
 

@@ -61,10 +61,7 @@ fi
 cd "$repo"
 build_release
 
-bench_work=$(mktemp -d)
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
-work=$bench_work
+start_work
 
 # The same packages in both stores.
 store=$work/disttags

@@ -37,9 +37,7 @@ build_release
 build_debug
 runtime_api="${CARGO_TARGET_DIR:-$repo/target}/debug/runtime_api"
 
-bench_work=$(mktemp -d)
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
+start_work
 store=$bench_work/store
 DISTTAGS_LOG=none "$bin/disttags" import --store "file://$store" \
   "$shared"/{is-odd,left-pad,react,typescript}.front.json.gz >/dev/null

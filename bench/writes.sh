@@ -57,10 +57,7 @@ export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 cd "$repo"
 build_release
 
-bench_work=$(mktemp -d)
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
-work=$bench_work
+start_work
 results=$work/results.tsv
 notes=$work/notes.txt
 : >"$results"
