@@ -189,10 +189,14 @@ impl App {
             trace_id = trace.trace_id.as_deref(),
             span_id = trace.span_id.as_deref(),
             method = request.method().as_str(),
-            path = self.redactor.redact(request.uri().path()).as_str(),
+            path = &*self.redactor.redact(request.uri().path()),
             route = label,
             package = package
-                .map(|name| percent_decode_str(name).decode_utf8_lossy())
+                .map(|name| if name.contains('%') {
+                    percent_decode_str(name).decode_utf8_lossy()
+                } else {
+                    name.into()
+                })
                 .as_deref(),
             store = Empty,
             upstream = Empty,

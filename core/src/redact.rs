@@ -1,5 +1,7 @@
 //! Redaction: what is removed from a message before it reaches a log event or a printed URL.
 
+use std::borrow::Cow;
+
 /// Replaces configured secrets and URL query strings (signatures, SAS tokens) in messages.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Redactor {
@@ -15,16 +17,16 @@ impl Redactor {
     }
 
     /// `text` with every secret replaced by `[redacted]` and every URL's query removed.
-    pub(crate) fn redact(&self, text: &str) -> String {
-        // Most texts (every request's path) hold neither: no searching for them.
+    pub(crate) fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        // Most texts (every request's path) hold neither: no searching for them, no copy.
         if self.secrets.is_empty() && !text.contains(':') {
-            return text.to_owned();
+            return Cow::Borrowed(text);
         }
         let mut text = text.to_owned();
         for secret in &self.secrets {
             text = text.replace(secret.as_str(), "[redacted]");
         }
-        redact_queries(&text)
+        Cow::Owned(redact_queries(&text))
     }
 }
 

@@ -113,8 +113,11 @@ pub fn install(format: LogFormat, env: &Env) -> Result<(), ConfigError> {
         _ => env.get(&vars::RUST_LOG),
     };
     let filter = parse_level(level.unwrap_or("info"))?.with_target(EVENT_TARGET, LevelFilter::INFO);
-    let subscriber =
-        tracing_subscriber::registry().with(PlatformLayer { format }.with_filter(filter));
+    // One layer: its filter is the subscriber's, which spares every span and event the
+    // per-layer filter's bookkeeping.
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(PlatformLayer { format });
     if tracing::subscriber::set_global_default(subscriber).is_ok() {
         INSTALLED.store(true, Ordering::Release);
     }
@@ -433,31 +436,140 @@ impl TraceContext {
 }
 
 /// Field values by name, in the order first given; a later value replaces an earlier one. Names
-/// are the fields' own `&'static str`s: collecting a line allocates only for the values.
+/// are the fields' own `&'static str`s and text is kept in one buffer, so collecting a line
+/// allocates twice however many fields it has.
 #[derive(Debug, Default)]
-struct Fields(Vec<(&'static str, Value)>);
+struct Fields {
+    kept: Vec<(&'static str, Kept)>,
+    text: String,
+}
+
+/// A value as [`Fields`] keeps it: text as a range of its buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kept {
+    Str(usize, usize),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+}
+
+/// A field's value as a line writes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FieldValue<'a> {
+    Str(&'a str),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    /// A value of a codebox-shaped event, read back from its JSON.
+    Json(&'a Value),
+}
+
+impl<'a> FieldValue<'a> {
+    fn as_str(self) -> Option<&'a str> {
+        match self {
+            Self::Str(text) => Some(text),
+            Self::Json(value) => value.as_str(),
+            _ => None,
+        }
+    }
+}
 
 impl Fields {
-    fn put(&mut self, name: &'static str, value: Value) {
-        match self.0.iter_mut().find(|(k, _)| *k == name) {
+    fn with_capacity(fields: usize) -> Self {
+        Self {
+            kept: Vec::with_capacity(fields),
+            text: String::with_capacity(fields * 16),
+        }
+    }
+
+    fn put(&mut self, name: &'static str, value: Kept) {
+        match self.kept.iter_mut().find(|(k, _)| *k == name) {
             Some(slot) => slot.1 = value,
-            None => self.0.push((name, value)),
+            None => self.kept.push((name, value)),
         }
     }
 
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    /// Keeps `value`'s text (a replaced value's text stays in the buffer, unused).
+    fn put_str(&mut self, name: &'static str, value: &str) {
+        let kept = self.keep_str(value);
+        self.put(name, kept);
     }
 
-    fn put_absent(&mut self, name: &'static str, value: &Value) {
+    /// Adds `value` to the buffer, for a field to name.
+    fn keep_str(&mut self, value: &str) -> Kept {
+        let at = self.text.len();
+        self.text.push_str(value);
+        Kept::Str(at, value.len())
+    }
+
+    /// Adds `value`'s text to the buffer, for a field to name.
+    fn keep_text(&mut self, value: std::fmt::Arguments<'_>) -> Kept {
+        let at = self.text.len();
+        let _ = self.text.write_fmt(value);
+        Kept::Str(at, self.text.len() - at)
+    }
+
+    fn put_value(&mut self, name: &'static str, value: FieldValue<'_>) {
+        match value {
+            FieldValue::Str(text) => self.put_str(name, text),
+            FieldValue::U64(n) => self.put(name, Kept::U64(n)),
+            FieldValue::I64(n) => self.put(name, Kept::I64(n)),
+            FieldValue::F64(n) => self.put(name, Kept::F64(n)),
+            FieldValue::Bool(b) => self.put(name, Kept::Bool(b)),
+            FieldValue::Json(value) => {
+                let kept = self.keep_text(format_args!("{value}"));
+                self.put(name, kept);
+            }
+        }
+    }
+
+    fn put_absent(&mut self, name: &'static str, value: FieldValue<'_>) {
         if self.get(name).is_none() {
-            self.0.push((name, value.clone()));
+            self.put_value(name, value);
         }
     }
 
-    fn take(&mut self, name: &str) -> Option<Value> {
-        let at = self.0.iter().position(|(k, _)| *k == name)?;
-        Some(self.0.remove(at).1)
+    fn value(&self, kept: Kept) -> FieldValue<'_> {
+        match kept {
+            Kept::Str(at, len) => FieldValue::Str(self.text.get(at..at + len).unwrap_or_default()),
+            Kept::U64(n) => FieldValue::U64(n),
+            Kept::I64(n) => FieldValue::I64(n),
+            Kept::F64(n) => FieldValue::F64(n),
+            Kept::Bool(b) => FieldValue::Bool(b),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<FieldValue<'_>> {
+        let (_, kept) = self.kept.iter().find(|(k, _)| *k == name)?;
+        Some(self.value(*kept))
+    }
+
+    fn str(&self, name: &str) -> Option<&str> {
+        self.get(name)?.as_str()
+    }
+
+    /// Takes the field out of the line; its text stays readable through [`Self::text_of`].
+    fn remove(&mut self, name: &str) -> Option<Kept> {
+        let at = self.kept.iter().position(|(k, _)| *k == name)?;
+        Some(self.kept.remove(at).1)
+    }
+
+    /// A removed value's text, or its number as text.
+    fn text_of(&self, kept: Option<Kept>) -> Option<std::borrow::Cow<'_, str>> {
+        match self.value(kept?) {
+            FieldValue::Str(text) => Some(text.into()),
+            other => {
+                let mut text = Vec::new();
+                write_value(&mut text, other);
+                Some(String::from_utf8_lossy(&text).into_owned().into())
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'static str, FieldValue<'_>)> {
+        self.kept.iter().map(|(k, v)| (*k, self.value(*v)))
     }
 
     /// Every field of the spans from the root down to `span`, inner ones winning.
@@ -467,11 +579,11 @@ impl Fields {
     where
         S: for<'b> LookupSpan<'b> + 'a,
     {
-        let mut fields = Self(Vec::with_capacity(16));
+        let mut fields = Self::with_capacity(16);
         for span in scope {
             if let Some(own) = span.extensions().get::<SpanFields>() {
-                for (k, v) in &own.0.0 {
-                    fields.put(k, v.clone());
+                for (k, v) in own.0.iter() {
+                    fields.put_value(k, v);
                 }
             }
         }
@@ -485,87 +597,122 @@ struct SpanFields(Fields);
 /// When a debug span began, for its duration in its line.
 struct Began(Instant);
 
-struct Visitor<'a>(&'a mut Fields);
+/// Records values into `fields`; for a new span (`fresh`), whose names are distinct, each is
+/// added without looking for an earlier value.
+struct Visitor<'a> {
+    fields: &'a mut Fields,
+    fresh: bool,
+}
 
-impl Visit for Visitor<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.put(field.name(), Value::from(value));
+impl<'a> Visitor<'a> {
+    fn new(fields: &'a mut Fields) -> Self {
+        Self {
+            fields,
+            fresh: false,
+        }
     }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.put(field.name(), Value::from(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.put(field.name(), Value::from(value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.put(field.name(), Value::from(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.put(field.name(), Value::from(value));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.put(field.name(), Value::from(format!("{value:?}")));
+
+    fn keep(&mut self, name: &'static str, value: Kept) {
+        if self.fresh {
+            self.fields.kept.push((name, value));
+        } else {
+            self.fields.put(name, value);
+        }
     }
 }
 
-/// One JSON object written member by member, without building a tree of it first.
-struct JsonLine(Vec<u8>);
+impl Visit for Visitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let kept = self.fields.keep_str(value);
+        self.keep(field.name(), kept);
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.keep(field.name(), Kept::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.keep(field.name(), Kept::U64(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.keep(field.name(), Kept::F64(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.keep(field.name(), Kept::Bool(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let kept = self.fields.keep_text(format_args!("{value:?}"));
+        self.keep(field.name(), kept);
+    }
+}
 
-impl JsonLine {
-    fn new() -> Self {
-        let mut buffer = Vec::with_capacity(384);
-        buffer.push(b'{');
-        Self(buffer)
+/// A value as JSON: numbers as they are (a number JSON cannot hold, `null`), text quoted.
+fn write_value(out: &mut Vec<u8>, value: FieldValue<'_>) {
+    match value {
+        FieldValue::Str(text) => {
+            out.push(b'"');
+            escape_into(out, text);
+            out.push(b'"');
+        }
+        FieldValue::U64(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+        FieldValue::I64(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+        FieldValue::F64(n) if n.is_finite() => {
+            out.extend_from_slice(zmij::Buffer::new().format_finite(n).as_bytes());
+        }
+        FieldValue::F64(_) => out.extend_from_slice(b"null"),
+        FieldValue::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        // Serializing into a vector cannot fail.
+        FieldValue::Json(value) => drop(serde_json::to_writer(out, value)),
+    }
+}
+
+/// One JSON object written member by member into a line's buffer, without building a tree of
+/// it first.
+struct JsonLine<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'a> JsonLine<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, empty: true }
     }
 
     fn key(&mut self, key: &str) {
-        if self.0.len() > 1 {
-            self.0.push(b',');
+        if !std::mem::take(&mut self.empty) {
+            self.out.push(b',');
         }
-        self.0.push(b'"');
-        escape_into(&mut self.0, key);
-        self.0.extend_from_slice(b"\":");
+        self.out.push(b'"');
+        escape_into(self.out, key);
+        self.out.extend_from_slice(b"\":");
     }
 
-    fn field(&mut self, key: &str, value: &Value) {
+    fn field(&mut self, key: &str, value: FieldValue<'_>) {
         self.key(key);
-        match value {
-            Value::String(text) => self.string(text),
-            // Serializing into a vector cannot fail.
-            other => drop(serde_json::to_writer(&mut self.0, other)),
-        }
+        write_value(self.out, value);
     }
 
     fn text(&mut self, key: &str, value: &str) {
-        self.key(key);
-        self.string(value);
-    }
-
-    fn string(&mut self, value: &str) {
-        self.0.push(b'"');
-        escape_into(&mut self.0, value);
-        self.0.push(b'"');
+        self.field(key, FieldValue::Str(value));
     }
 
     /// The request span's message, `GET /-/package/left-pad/dist-tags 200`, written in place.
     fn request_message(&mut self, fields: &Fields, path: &str) {
         self.key("message");
-        self.0.push(b'"');
-        request_message(&mut self.0, fields, path, true);
-        self.0.push(b'"');
+        self.out.push(b'"');
+        request_message(self.out, fields, path, true);
+        self.out.push(b'"');
     }
 
     /// The current time, which needs no escaping.
     fn now(&mut self, key: &str) {
         self.key(key);
-        self.0.push(b'"');
-        now_into(&mut self.0);
-        self.0.push(b'"');
+        self.out.push(b'"');
+        now_into(self.out);
+        self.out.push(b'"');
     }
 
-    fn finish(mut self) -> Vec<u8> {
-        self.0.push(b'}');
-        self.0
+    fn finish(self) {
+        self.out.push(b'}');
     }
 }
 
@@ -582,8 +729,11 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let mut fields = Fields(Vec::with_capacity(12));
-        attrs.record(&mut Visitor(&mut fields));
+        let mut fields = Fields::with_capacity(12);
+        attrs.record(&mut Visitor {
+            fields: &mut fields,
+            fresh: true,
+        });
         let mut extensions = span.extensions_mut();
         extensions.insert(SpanFields(fields));
         // Only debug spans get a line of their own, with their duration.
@@ -596,7 +746,7 @@ where
         if let Some(span) = ctx.span(id)
             && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
         {
-            values.record(&mut Visitor(&mut fields.0));
+            values.record(&mut Visitor::new(&mut fields.0));
         }
     }
 
@@ -605,17 +755,17 @@ where
             Some(scope) => Fields::of_scope(scope.from_root()),
             None => Fields::default(),
         };
-        event.record(&mut Visitor(&mut fields));
+        event.record(&mut Visitor::new(&mut fields));
         let metadata = event.metadata();
         let level = *metadata.level();
         let record = metadata.target() == EVENT_TARGET;
-        let line = if record {
-            self.record_line(level, &mut fields)
-        } else {
-            let message = take_string(&mut fields, "message").unwrap_or_default();
-            self.line(level, Message::Text(message), fields)
-        };
-        self.write(level, line, record);
+        self.write(level, record, |out| {
+            if record {
+                self.record_line(out, level, &fields);
+            } else {
+                self.line(out, level, Message::Field("message"), fields);
+            }
+        });
     }
 
     /// The request span closing: the request's line. A child span (store lookup, upstream call)
@@ -631,13 +781,14 @@ where
             if let Some(SpanFields(mut fields)) = own {
                 for outer in span.scope().skip(1) {
                     if let Some(theirs) = outer.extensions().get::<SpanFields>() {
-                        for (key, value) in &theirs.0.0 {
+                        for (key, value) in theirs.0.iter() {
                             fields.put_absent(key, value);
                         }
                     }
                 }
-                let line = self.line(Level::INFO, Message::Request, fields);
-                self.write(Level::INFO, line, false);
+                self.write(Level::INFO, false, |out| {
+                    self.line(out, Level::INFO, Message::Request, fields);
+                });
             }
             return;
         }
@@ -647,98 +798,148 @@ where
         let mut fields = Fields::of_scope(span.scope().from_root());
         if let Some(began) = span.extensions().get::<Began>() {
             let ms = began.0.elapsed().as_secs_f64() * 1e3;
-            fields.put("latency_ms", Value::from((ms * 1e3).round() / 1e3));
+            fields.put("latency_ms", Kept::F64((ms * 1e3).round() / 1e3));
         }
-        let outcome = fields
-            .get("outcome")
-            .and_then(Value::as_str)
-            .unwrap_or("done");
-        let message = format!("{} {outcome}", span.name());
-        fields.put("span", Value::from(span.name()));
-        let line = self.line(Level::DEBUG, Message::Text(message), fields);
-        self.write(Level::DEBUG, line, false);
+        let message = format!(
+            "{} {}",
+            span.name(),
+            fields.str("outcome").unwrap_or("done")
+        );
+        fields.put_str("span", span.name());
+        self.write(Level::DEBUG, false, |out| {
+            self.line(out, Level::DEBUG, Message::Text(&message), fields);
+        });
     }
 }
 
+thread_local! {
+    /// The buffer this thread's lines are written into, kept between lines.
+    static LINE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
 impl PlatformLayer {
-    /// Writes one line: a line of the `record`, a warning or an error at once, others perhaps
-    /// with the next flush.
-    fn write(&self, level: Level, mut line: Vec<u8>, record: bool) {
+    /// Writes the line `shape` writes: a line of the `record`, a warning or an error at once,
+    /// others perhaps with the next flush.
+    fn write(&self, level: Level, record: bool, shape: impl FnOnce(&mut Vec<u8>)) {
+        // While the thread is being torn down (or a line is written within a line) its buffer is
+        // not there: a new one serves.
+        let mut line = LINE.try_with(Cell::take).unwrap_or_default();
+        line.clear();
+        shape(&mut line);
         // An event that could not be read back has no line (it never happens: we wrote it).
-        if line.is_empty() {
-            return;
+        if !line.is_empty() {
+            line.push(b'\n');
+            // Azure's host reads standard error as warnings and errors.
+            let stream = if self.format == LogFormat::Azure && level <= Level::WARN {
+                Stream::Err
+            } else {
+                Stream::Out
+            };
+            emit(stream, &line, record || level <= Level::WARN);
         }
-        line.push(b'\n');
-        // Azure's host reads standard error as warnings and errors.
-        let stream = if self.format == LogFormat::Azure && level <= Level::WARN {
-            Stream::Err
-        } else {
-            Stream::Out
-        };
-        emit(stream, &line, record || level <= Level::WARN);
+        if line.capacity() <= FLUSH_AT {
+            let _ = LINE.try_with(|kept| kept.set(line));
+        }
     }
 
     /// A line for an ordinary event (a warning of the program, a debug span's close) or for the
     /// request span's close.
-    fn line(&self, level: Level, message: Message, mut fields: Fields) -> Vec<u8> {
-        // The request's path is in its message.
-        let path = match message {
-            Message::Request => take_string(&mut fields, "path").unwrap_or_default(),
-            Message::Text(_) => String::new(),
+    fn line(&self, out: &mut Vec<u8>, level: Level, message: Message<'_>, mut fields: Fields) {
+        // What the message says, the trace and the request id are not fields of their own.
+        let (text, path) = match message {
+            Message::Field(name) => (fields.remove(name), None),
+            Message::Text(_) => (None, None),
+            Message::Request => (None, fields.remove("path")),
         };
-        let mut out = JsonLine::new();
-        let said = |out: &mut JsonLine, fields: &Fields| match &message {
+        let trace = fields.remove("trace_id");
+        let span_id = fields.remove("span_id");
+        let id = fields.remove("request_id");
+        if id.is_some() {
+            // Lambda's invocation span names the same id `requestId`.
+            fields.remove("requestId");
+        }
+        let text = fields.text_of(text);
+        let path = fields.text_of(path);
+        let said = |out: &mut JsonLine<'_>| match message {
+            Message::Field(_) => out.text("message", text.as_deref().unwrap_or_default()),
             Message::Text(text) => out.text("message", text),
-            Message::Request => out.request_message(fields, &path),
+            Message::Request => out.request_message(&fields, path.as_deref().unwrap_or_default()),
         };
-        match &self.format {
+        let mut json = match &self.format {
             LogFormat::Text | LogFormat::Lambda { text: true } => {
-                let text = match &message {
-                    Message::Text(text) => text.clone(),
-                    Message::Request => {
-                        let mut text = Vec::with_capacity(96);
-                        request_message(&mut text, &fields, &path, false);
-                        String::from_utf8(text).unwrap_or_default()
+                now_into(out);
+                let _ = write!(out, " {:>5} ", level.as_str());
+                match message {
+                    Message::Field(_) => {
+                        out.extend_from_slice(text.as_deref().unwrap_or_default().as_bytes());
                     }
-                };
-                return text_line(level, &text, &fields);
+                    Message::Text(text) => out.extend_from_slice(text.as_bytes()),
+                    Message::Request => {
+                        request_message(out, &fields, path.as_deref().unwrap_or_default(), false);
+                    }
+                }
+                let restored = [
+                    ("request_id", id),
+                    ("trace_id", trace),
+                    ("span_id", span_id),
+                ];
+                let restored = restored
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k, fields.value(v?))));
+                text_fields(out, restored.chain(fields.iter()));
+                return;
             }
             LogFormat::CloudRun { project } => {
-                out.text("severity", severity(level));
-                said(&mut out, &fields);
-                out.now("time");
-                for (key, value) in cloud_trace(project.as_deref(), &mut fields) {
-                    out.field(key, &value);
+                let mut json = JsonLine::new(out);
+                json.text("severity", severity(level));
+                said(&mut json);
+                json.now("time");
+                let trace = trace.map(|t| fields.value(t));
+                let span_id = span_id.map(|s| fields.value(s));
+                for (key, value) in cloud_trace(project.as_deref(), trace, span_id) {
+                    json.text(key, &value);
                 }
+                json
             }
             LogFormat::Lambda { .. } => {
-                out.now("timestamp");
-                out.text("level", level.as_str());
-                said(&mut out, &fields);
+                let mut json = JsonLine::new(out);
+                json.now("timestamp");
+                json.text("level", level.as_str());
+                said(&mut json);
+                json
             }
             LogFormat::Azure | LogFormat::Json => {
-                out.now("timestamp");
-                out.text("level", lower(level));
-                said(&mut out, &fields);
+                let mut json = JsonLine::new(out);
+                json.now("timestamp");
+                json.text("level", lower(level));
+                said(&mut json);
+                json
+            }
+        };
+        if let Some(id) = id {
+            json.field("requestId", fields.value(id));
+        }
+        if !matches!(self.format, LogFormat::CloudRun { .. }) {
+            if let Some(trace) = trace {
+                json.field("trace_id", fields.value(trace));
+            }
+            if let Some(span_id) = span_id {
+                json.field("span_id", fields.value(span_id));
             }
         }
-        if let Some(id) = fields.take("request_id") {
-            // Lambda's invocation span names the same id `requestId`.
-            fields.take("requestId");
-            out.field("requestId", &id);
+        for (key, value) in fields.iter() {
+            json.field(key, value);
         }
-        for (key, value) in &fields.0 {
-            out.field(key, value);
-        }
-        out.finish()
+        json.finish();
     }
 
     /// A line for a codebox-shaped event: its own fields, and the platform's around them.
-    fn record_line(&self, level: Level, fields: &mut Fields) -> Vec<u8> {
-        let Some(Value::Object(mut event)) =
-            take_string(fields, "event").and_then(|text| serde_json::from_str::<Value>(&text).ok())
+    fn record_line(&self, out: &mut Vec<u8>, level: Level, fields: &Fields) {
+        let Some(Value::Object(mut event)) = fields
+            .str("event")
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
         else {
-            return Vec::new();
+            return;
         };
         let namespace = event
             .get("namespace")
@@ -753,25 +954,26 @@ impl PlatformLayer {
             .unwrap_or_else(|| namespace.clone());
         match &self.format {
             LogFormat::Text | LogFormat::Lambda { text: true } => {
-                let body = event.remove("body").unwrap_or(Value::Null);
-                let mut rest = Fields::default();
-                for key in ["requestId", "user"] {
-                    if let Some(v) = event.remove(key) {
-                        rest.put(key, v);
-                    }
-                }
-                rest.put("body", body);
-                return text_line(level, &namespace, &rest);
+                now_into(out);
+                let _ = write!(out, " {:>5} {namespace}", level.as_str());
+                let rest = ["requestId", "user", "body"]
+                    .into_iter()
+                    .filter_map(|key| Some((key, FieldValue::Json(event.get(key)?))));
+                text_fields(out, rest);
+                return;
             }
             LogFormat::CloudRun { project } => {
-                let mut out = Map::new();
-                out.insert("severity".into(), Value::from(severity(level)));
-                out.insert("message".into(), Value::from(detail));
-                for (key, value) in cloud_trace(project.as_deref(), fields) {
-                    out.insert(key.into(), value);
+                let mut line = Map::new();
+                line.insert("severity".into(), Value::from(severity(level)));
+                line.insert("message".into(), Value::from(detail));
+                let trace = fields.get("trace_id");
+                let span_id = fields.get("span_id");
+                for (key, value) in cloud_trace(project.as_deref(), trace, span_id) {
+                    line.insert(key.into(), Value::from(value));
                 }
-                out.extend(event);
-                return Value::Object(out).to_string().into_bytes();
+                line.extend(event);
+                drop(serde_json::to_writer(out, &Value::Object(line)));
+                return;
             }
             LogFormat::Lambda { .. } => {
                 event.insert("level".into(), Value::from(level.as_str()));
@@ -779,41 +981,40 @@ impl PlatformLayer {
             LogFormat::Azure | LogFormat::Json => {}
         }
         event.insert("message".into(), Value::from(detail));
-        Value::Object(event).to_string().into_bytes()
+        drop(serde_json::to_writer(out, &Value::Object(event)));
     }
 }
 
 /// Cloud Logging's trace fields from the request span's trace context.
-fn cloud_trace(project: Option<&str>, fields: &mut Fields) -> Vec<(&'static str, Value)> {
-    let trace = take_string(fields, "trace_id");
-    let span = take_string(fields, "span_id");
+fn cloud_trace(
+    project: Option<&str>,
+    trace: Option<FieldValue<'_>>,
+    span_id: Option<FieldValue<'_>>,
+) -> Vec<(&'static str, String)> {
+    let trace = trace.and_then(FieldValue::as_str);
     let mut out = Vec::with_capacity(2);
-    if let (Some(project), Some(trace)) = (project, trace.as_deref()) {
+    if let (Some(project), Some(trace)) = (project, trace) {
         out.push((
             "logging.googleapis.com/trace",
-            Value::from(format!("projects/{project}/traces/{trace}")),
+            format!("projects/{project}/traces/{trace}"),
         ));
     } else if let Some(trace) = trace {
         // Without a project the id still ties the lines of one request together.
-        out.push(("trace_id", Value::from(trace)));
+        out.push(("trace_id", trace.to_owned()));
     }
-    if let Some(span) = span {
-        out.push(("logging.googleapis.com/spanId", Value::from(span)));
+    if let Some(span) = span_id.and_then(FieldValue::as_str) {
+        out.push(("logging.googleapis.com/spanId", span.to_owned()));
     }
     out
 }
 
-fn take_string(fields: &mut Fields, key: &str) -> Option<String> {
-    match fields.take(key)? {
-        Value::String(s) => Some(s),
-        other => Some(other.to_string()),
-    }
-}
-
 /// What a line says.
-enum Message {
-    /// An event's own message.
-    Text(String),
+#[derive(Clone, Copy)]
+enum Message<'a> {
+    /// The text of one of the event's fields (`message`).
+    Field(&'static str),
+    /// This text.
+    Text(&'a str),
     /// The request span's: what was asked and answered, from its fields.
     Request,
 }
@@ -829,26 +1030,39 @@ fn request_message(out: &mut Vec<u8>, fields: &Fields, path: &str, escape: bool)
             out.extend_from_slice(text.as_bytes());
         }
     };
-    text(
-        out,
-        fields
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-    );
+    text(out, fields.str("method").unwrap_or_default());
     out.push(b' ');
     text(out, path);
     out.push(b' ');
-    match fields.get("status").and_then(Value::as_u64) {
-        Some(status) => drop(write!(out, "{status}")),
-        None => out.extend_from_slice(b"abandoned"),
+    match fields.get("status") {
+        Some(FieldValue::U64(status)) => {
+            out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+        }
+        Some(FieldValue::I64(status)) => {
+            out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+        }
+        _ => out.extend_from_slice(b"abandoned"),
     }
 }
 
 /// Appends `text` as the inside of a JSON string: quote, backslash and control characters
 /// escaped, everything else as it is (JSON text is UTF-8).
 fn escape_into(out: &mut Vec<u8>, text: &str) {
-    let mut rest = text.as_bytes();
+    let bytes = text.as_bytes();
+    // Almost every text needs no escaping: looked at eight bytes at a time, copied at once.
+    let mut words = bytes.chunks_exact(8);
+    let plain = words
+        .by_ref()
+        .all(|word| <[u8; 8]>::try_from(word).is_ok_and(|w| !needs_escape(u64::from_ne_bytes(w))))
+        && !words
+            .remainder()
+            .iter()
+            .any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    if plain {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let mut rest = bytes;
     while let Some(at) = rest
         .iter()
         .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
@@ -860,25 +1074,43 @@ fn escape_into(out: &mut Vec<u8>, text: &str) {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
-            control => drop(write!(out, "\\u{control:04x}")),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            control => {
+                out.extend_from_slice(b"\\u00");
+                out.push(b"0123456789abcdef"[usize::from(control >> 4)]);
+                out.push(b"0123456789abcdef"[usize::from(control & 0xf)]);
+            }
         }
         rest = &rest[at + 1..];
     }
     out.extend_from_slice(rest);
 }
 
-/// `2026-12-02T05:42:22.123Z  INFO GET /-/package/left-pad/dist-tags 200 key=value …`
-fn text_line(level: Level, message: &str, fields: &Fields) -> Vec<u8> {
-    let mut line = Vec::with_capacity(256);
-    now_into(&mut line);
-    let _ = write!(line, " {:>5} {message}", level.as_str());
-    for (key, value) in &fields.0 {
-        let _ = match value {
-            Value::String(s) => write!(line, " {key}={s}"),
-            other => write!(line, " {key}={other}"),
-        };
+/// Whether any of the eight bytes of `word` is a control character, a quote or a backslash
+/// (the exact "has a byte less than n" and "has a zero byte" tests of bit-twiddling lore).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    let quote = zero_in(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
+    control | quote | backslash != 0
+}
+
+/// ` key=value …` after a text line's `2026-12-02T05:42:22.123Z  INFO message`.
+fn text_fields<'v>(
+    out: &mut Vec<u8>,
+    fields: impl Iterator<Item = (&'static str, FieldValue<'v>)>,
+) {
+    for (key, value) in fields {
+        let _ = write!(out, " {key}=");
+        match value.as_str() {
+            Some(text) => out.extend_from_slice(text.as_bytes()),
+            None => write_value(out, value),
+        }
     }
-    line
 }
 
 thread_local! {
@@ -950,6 +1182,17 @@ fn severity(level: Level) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line_of(
+        layer: &PlatformLayer,
+        level: Level,
+        message: Message<'_>,
+        fields: Fields,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        layer.line(&mut out, level, message, fields);
+        out
+    }
 
     #[test]
     fn levels_parse_as_rust_log_and_lambda_write_them() {
@@ -1043,32 +1286,40 @@ mod tests {
     fn a_request_line_says_what_was_asked_and_answered() {
         let request = |status: Option<u16>| {
             let mut fields = Fields::default();
-            fields.put("request_id", Value::from("r1"));
-            fields.put("method", Value::from("GET"));
-            fields.put("path", Value::from("/-/package/\"a\"/dist-tags"));
+            fields.put_str("request_id", "r1");
+            fields.put_str("method", "GET");
+            fields.put_str("path", "/-/package/\"a\"/dist-tags");
             if let Some(status) = status {
-                fields.put("status", Value::from(status));
+                fields.put("status", Kept::U64(status.into()));
             }
             fields
         };
         let json = PlatformLayer {
             format: LogFormat::Json,
         };
-        let line: Value =
-            serde_json::from_slice(&json.line(Level::INFO, Message::Request, request(Some(304))))
-                .expect("json");
+        let line: Value = serde_json::from_slice(&line_of(
+            &json,
+            Level::INFO,
+            Message::Request,
+            request(Some(304)),
+        ))
+        .expect("json");
         assert_eq!(line["message"], "GET /-/package/\"a\"/dist-tags 304");
         assert_eq!(line["requestId"], "r1");
         assert_eq!(line["status"], 304);
         assert_eq!(line.get("path"), None, "the path is in the message");
-        let line: Value =
-            serde_json::from_slice(&json.line(Level::INFO, Message::Request, request(None)))
-                .expect("json");
+        let line: Value = serde_json::from_slice(&line_of(
+            &json,
+            Level::INFO,
+            Message::Request,
+            request(None),
+        ))
+        .expect("json");
         assert_eq!(line["message"], "GET /-/package/\"a\"/dist-tags abandoned");
         let text = PlatformLayer {
             format: LogFormat::Text,
         };
-        let line = text.line(Level::INFO, Message::Request, request(Some(200)));
+        let line = line_of(&text, Level::INFO, Message::Request, request(Some(200)));
         let line = String::from_utf8(line).expect("utf-8");
         assert!(
             line.contains(" INFO GET /-/package/\"a\"/dist-tags 200 request_id=r1 method=GET"),
@@ -1088,6 +1339,27 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{text:?} as {:?}: {e}", String::from_utf8_lossy(&out)));
             assert_eq!(back, text);
         }
+        // Eight bytes are looked at a time: every character that needs escaping, at every
+        // position of texts shorter and longer than a word, among plain and non-ASCII text.
+        for special in (0u8..0x20).chain([b'"', b'\\']).map(char::from) {
+            for len in 1..=19 {
+                for at in 0..len {
+                    let text: String = (0..len)
+                        .map(|i| match i {
+                            i if i == at => special,
+                            i if i % 5 == 4 => 'é',
+                            _ => 'a',
+                        })
+                        .collect();
+                    let mut out = vec![b'"'];
+                    escape_into(&mut out, &text);
+                    out.push(b'"');
+                    let back: String = serde_json::from_slice(&out).expect("json string");
+                    assert_eq!(back, text);
+                    assert_eq!(out, serde_json::to_vec(&text).expect("json"), "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -1098,12 +1370,13 @@ mod tests {
             },
         };
         let mut fields = Fields::default();
-        fields.put("trace_id", Value::from("abc"));
-        fields.put("span_id", Value::from("12"));
-        fields.put("request_id", Value::from("r1"));
-        let line: Value = serde_json::from_slice(&layer.line(
+        fields.put_str("trace_id", "abc");
+        fields.put_str("span_id", "12");
+        fields.put_str("request_id", "r1");
+        let line: Value = serde_json::from_slice(&line_of(
+            &layer,
             Level::WARN,
-            Message::Text("GET / 200".into()),
+            Message::Text("GET / 200"),
             fields,
         ))
         .expect("json");
