@@ -93,6 +93,18 @@ start_work() {
   trap 'exit 130' INT TERM
 }
 
+# left_pad_store: the release binaries built, a scratch directory (`work`) made, and `store` a file
+# store in it holding left-pad: what the request-line benchmarks serve.
+left_pad_store() {
+  check_packuments left-pad.front
+  cd "$repo" || die "cannot enter $repo"
+  build_release
+  start_work
+  # shellcheck disable=SC2034 # used by the scripts that source this
+  store=$work/store
+  DISTTAGS_LOG=none "$bin/disttags" import --store "file://$store" "$shared/left-pad.front.json.gz" >/dev/null
+}
+
 # Machine and load, printed above every table.
 machine_line() {
   local model mem load

@@ -29,14 +29,7 @@ need python3
 need taskset "util-linux"
 [ "$(nproc)" -ge 2 ] || die "needs at least 2 CPUs (the server on one, wrk on another)"
 install_tools wrk
-check_packuments left-pad.front
-
-cd "$repo"
-build_release
-
-start_work
-store=$work/store
-DISTTAGS_LOG=none "$bin/disttags" import --store "file://$store" "$shared/left-pad.front.json.gz" >/dev/null
+left_pad_store
 
 on_addr=127.0.0.1:$(free_port)
 off_addr=127.0.0.1:$(free_port)

@@ -1054,19 +1054,13 @@ fn escape_into(out: &mut Vec<u8>, text: &str) {
     let plain = words
         .by_ref()
         .all(|word| <[u8; 8]>::try_from(word).is_ok_and(|w| !needs_escape(u64::from_ne_bytes(w))))
-        && !words
-            .remainder()
-            .iter()
-            .any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        && !words.remainder().iter().any(|&b| ESCAPED[usize::from(b)]);
     if plain {
         out.extend_from_slice(bytes);
         return;
     }
     let mut rest = bytes;
-    while let Some(at) = rest
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-    {
+    while let Some(at) = rest.iter().position(|&b| ESCAPED[usize::from(b)]) {
         out.extend_from_slice(&rest[..at]);
         match rest[at] {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -1086,6 +1080,19 @@ fn escape_into(out: &mut Vec<u8>, text: &str) {
     }
     out.extend_from_slice(rest);
 }
+
+/// The bytes a JSON string cannot hold as they are: control characters, quote, backslash.
+static ESCAPED: [bool; 256] = {
+    let mut escaped = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        escaped[byte] = true;
+        byte += 1;
+    }
+    escaped[b'"' as usize] = true;
+    escaped[b'\\' as usize] = true;
+    escaped
+};
 
 /// Whether any of the eight bytes of `word` is a control character, a quote or a backslash
 /// (the exact "has a byte less than n" and "has a zero byte" tests of bit-twiddling lore).
