@@ -243,9 +243,8 @@ impl App {
         span: &Span,
     ) -> Response<Bytes> {
         if let Ok(Route::Tag { name, tag }) = routed {
-            return self
-                .write_tag(request, context, request_id, name, tag)
-                .await;
+            // Boxed, as the read path's store calls are: no reader carries a write's future.
+            return Box::pin(self.write_tag(request, context, request_id, name, tag)).await;
         }
         let routed = match self.authorize(request) {
             Ok(grant) => {
@@ -342,7 +341,9 @@ impl App {
                     return Ok(answer.response(request.headers()));
                 }
                 let name = PackageName::from_path_segment(raw_name)?;
-                let found = self.lookup.answer(&name, Some(request.headers())).await?;
+                // Boxed: the store and upstream calls are most of the request's future, which
+                // the hot path above would otherwise carry (and copy) on every request.
+                let found = Box::pin(self.lookup.answer(&name, Some(request.headers()))).await?;
                 span.record("store", found.store);
                 if let Some(upstream) = found.upstream {
                     span.record("upstream", upstream);
