@@ -1047,6 +1047,7 @@ fn request_message(out: &mut Vec<u8>, fields: &Fields, path: &str, escape: bool)
 
 /// Appends `text` as the inside of a JSON string: quote, backslash and control characters
 /// escaped, everything else as it is (JSON text is UTF-8).
+#[inline]
 fn escape_into(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     // Almost every text needs no escaping: looked at eight bytes at a time, copied at once.
@@ -1057,8 +1058,15 @@ fn escape_into(out: &mut Vec<u8>, text: &str) {
         && !words.remainder().iter().any(|&b| ESCAPED[usize::from(b)]);
     if plain {
         out.extend_from_slice(bytes);
-        return;
+    } else {
+        escape_slowly(out, bytes);
     }
+}
+
+/// [`escape_into`] for a text that holds something to escape.
+#[cold]
+#[inline(never)]
+fn escape_slowly(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut rest = bytes;
     while let Some(at) = rest.iter().position(|&b| ESCAPED[usize::from(b)]) {
         out.extend_from_slice(&rest[..at]);
