@@ -442,7 +442,13 @@ impl TraceContext {
 struct Fields {
     kept: Vec<(&'static str, Kept)>,
     text: String,
+    /// Bytes of `text` that no field uses any more (replaced values).
+    stale: usize,
 }
+
+/// A span's text buffer is rebuilt from its live values once this much of it is stale, so that a
+/// long-lived span recording a field again and again does not grow without bound.
+const STALE_AT: usize = 4 * 1024;
 
 /// A value as [`Fields`] keeps it: text as a range of its buffer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -481,14 +487,37 @@ impl Fields {
         Self {
             kept: Vec::with_capacity(fields),
             text: String::with_capacity(fields * 16),
+            stale: 0,
         }
     }
 
     fn put(&mut self, name: &'static str, value: Kept) {
         match self.kept.iter_mut().find(|(k, _)| *k == name) {
-            Some(slot) => slot.1 = value,
+            Some(slot) => {
+                if let Kept::Str(_, len) = slot.1 {
+                    self.stale += len;
+                }
+                slot.1 = value;
+                if self.stale >= STALE_AT {
+                    self.compact();
+                }
+            }
             None => self.kept.push((name, value)),
         }
+    }
+
+    /// Keeps only the text some field still uses.
+    fn compact(&mut self) {
+        let mut text = String::with_capacity(self.text.len() - self.stale.min(self.text.len()));
+        for (_, kept) in &mut self.kept {
+            if let Kept::Str(at, len) = kept {
+                let value = self.text.get(*at..*at + *len).unwrap_or_default();
+                *kept = Kept::Str(text.len(), value.len());
+                text.push_str(value);
+            }
+        }
+        self.text = text;
+        self.stale = 0;
     }
 
     /// Keeps `value`'s text (a replaced value's text stays in the buffer, unused).
@@ -1340,6 +1369,25 @@ mod tests {
             line.contains(" INFO GET /-/package/\"a\"/dist-tags 200 request_id=r1 method=GET"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn a_field_recorded_again_and_again_keeps_its_buffer_bounded() {
+        let mut fields = Fields::with_capacity(2);
+        fields.put_str("outcome", "first");
+        fields.put("status", Kept::U64(200));
+        for round in 0..10_000 {
+            fields.put_str("outcome", &format!("round {round}"));
+            assert!(
+                fields.text.len() <= STALE_AT + 64,
+                "{} bytes",
+                fields.text.len()
+            );
+        }
+        assert_eq!(fields.str("outcome"), Some("round 9999"));
+        assert_eq!(fields.get("status"), Some(FieldValue::U64(200)));
+        let names: Vec<_> = fields.iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["outcome", "status"], "order kept");
     }
 
     #[test]
