@@ -724,19 +724,11 @@ impl<'a> JsonLine<'a> {
         self.field(key, FieldValue::Str(value));
     }
 
-    /// The request span's message, `GET /-/package/left-pad/dist-tags 200`, written in place.
-    fn request_message(&mut self, fields: &Fields, path: &str) {
-        self.key("message");
-        self.out.push(b'"');
-        request_message(self.out, fields, path, true);
-        self.out.push(b'"');
-    }
-
-    /// The current time, which needs no escaping.
-    fn now(&mut self, key: &str) {
+    /// A string member whose text `write` appends, escaped as it needs.
+    fn quoted(&mut self, key: &str, write: impl FnOnce(&mut Vec<u8>)) {
         self.key(key);
         self.out.push(b'"');
-        now_into(self.out);
+        write(self.out);
         self.out.push(b'"');
     }
 
@@ -874,12 +866,20 @@ impl PlatformLayer {
     /// A line for an ordinary event (a warning of the program, a debug span's close) or for the
     /// request span's close.
     fn line(&self, out: &mut Vec<u8>, level: Level, message: Message<'_>, mut fields: Fields) {
-        // What the message says, the trace and the request id are not fields of their own.
-        let (text, path) = match message {
-            Message::Field(name) => (fields.remove(name), None),
-            Message::Text(_) => (None, None),
-            Message::Request => (None, fields.remove("path")),
+        // What the message says is not a field of its own.
+        let said = match message {
+            Message::Field(name) => fields.remove(name),
+            Message::Request => fields.remove("path"),
+            Message::Text(_) => None,
         };
+        if let LogFormat::Text | LogFormat::Lambda { text: true } = self.format {
+            now_into(out);
+            let _ = write!(out, " {:>5} ", level.as_str());
+            write_message(out, message, &fields, said, false);
+            text_fields(out, fields.iter());
+            return;
+        }
+        // Nor are the trace and the request id, which come first.
         let trace = fields.remove("trace_id");
         let span_id = fields.remove("span_id");
         let id = fields.remove("request_id");
@@ -887,64 +887,32 @@ impl PlatformLayer {
             // Lambda's invocation span names the same id `requestId`.
             fields.remove("requestId");
         }
-        let text = fields.text_of(text);
-        let path = fields.text_of(path);
-        let said = |out: &mut JsonLine<'_>| match message {
-            Message::Field(_) => out.text("message", text.as_deref().unwrap_or_default()),
-            Message::Text(text) => out.text("message", text),
-            Message::Request => out.request_message(&fields, path.as_deref().unwrap_or_default()),
-        };
-        let mut json = match &self.format {
-            LogFormat::Text | LogFormat::Lambda { text: true } => {
-                now_into(out);
-                let _ = write!(out, " {:>5} ", level.as_str());
-                match message {
-                    Message::Field(_) => {
-                        out.extend_from_slice(text.as_deref().unwrap_or_default().as_bytes());
-                    }
-                    Message::Text(text) => out.extend_from_slice(text.as_bytes()),
-                    Message::Request => {
-                        request_message(out, &fields, path.as_deref().unwrap_or_default(), false);
-                    }
-                }
-                let restored = [
-                    ("request_id", id),
-                    ("trace_id", trace),
-                    ("span_id", span_id),
-                ];
-                let restored = restored
-                    .into_iter()
-                    .filter_map(|(k, v)| Some((k, fields.value(v?))));
-                text_fields(out, restored.chain(fields.iter()));
-                return;
-            }
+        let mut json = JsonLine::new(out);
+        match &self.format {
             LogFormat::CloudRun { project } => {
-                let mut json = JsonLine::new(out);
                 json.text("severity", severity(level));
-                said(&mut json);
-                json.now("time");
+                json.quoted("message", |out| {
+                    write_message(out, message, &fields, said, true);
+                });
+                json.quoted("time", now_into);
                 let trace = trace.map(|t| fields.value(t));
                 let span_id = span_id.map(|s| fields.value(s));
                 for (key, value) in cloud_trace(project.as_deref(), trace, span_id) {
                     json.text(key, &value);
                 }
-                json
             }
-            LogFormat::Lambda { .. } => {
-                let mut json = JsonLine::new(out);
-                json.now("timestamp");
-                json.text("level", level.as_str());
-                said(&mut json);
-                json
+            format => {
+                json.quoted("timestamp", now_into);
+                let level = match format {
+                    LogFormat::Lambda { .. } => level.as_str(),
+                    _ => lower(level),
+                };
+                json.text("level", level);
+                json.quoted("message", |out| {
+                    write_message(out, message, &fields, said, true);
+                });
             }
-            LogFormat::Azure | LogFormat::Json => {
-                let mut json = JsonLine::new(out);
-                json.now("timestamp");
-                json.text("level", lower(level));
-                said(&mut json);
-                json
-            }
-        };
+        }
         if let Some(id) = id {
             json.field("requestId", fields.value(id));
         }
@@ -1048,10 +1016,17 @@ enum Message<'a> {
     Request,
 }
 
-/// `GET /-/package/left-pad/dist-tags 200` from the request span's method and status and its path
-/// (`abandoned` for a request dropped before it was answered: the client went away), JSON-escaped
-/// when `escape` is set.
-fn request_message(out: &mut Vec<u8>, fields: &Fields, path: &str, escape: bool) {
+/// What a line says, JSON-escaped when `escape` is set: the event's text (`said`, the field the
+/// message was taken from), or for the request span `GET /-/package/left-pad/dist-tags 200` from
+/// its method and status and its path (`said`; `abandoned` for a request dropped before it was
+/// answered: the client went away).
+fn write_message(
+    out: &mut Vec<u8>,
+    message: Message<'_>,
+    fields: &Fields,
+    said: Option<Kept>,
+    escape: bool,
+) {
     let text = |out: &mut Vec<u8>, text: &str| {
         if escape {
             escape_into(out, text);
@@ -1059,18 +1034,25 @@ fn request_message(out: &mut Vec<u8>, fields: &Fields, path: &str, escape: bool)
             out.extend_from_slice(text.as_bytes());
         }
     };
-    text(out, fields.str("method").unwrap_or_default());
-    out.push(b' ');
-    text(out, path);
-    out.push(b' ');
-    match fields.get("status") {
-        Some(FieldValue::U64(status)) => {
-            out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    let said = fields.text_of(said);
+    match message {
+        Message::Field(_) => text(out, said.as_deref().unwrap_or_default()),
+        Message::Text(message) => text(out, message),
+        Message::Request => {
+            text(out, fields.str("method").unwrap_or_default());
+            out.push(b' ');
+            text(out, said.as_deref().unwrap_or_default());
+            out.push(b' ');
+            match fields.get("status") {
+                Some(FieldValue::U64(status)) => {
+                    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+                }
+                Some(FieldValue::I64(status)) => {
+                    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+                }
+                _ => out.extend_from_slice(b"abandoned"),
+            }
         }
-        Some(FieldValue::I64(status)) => {
-            out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
-        }
-        _ => out.extend_from_slice(b"abandoned"),
     }
 }
 
