@@ -102,6 +102,12 @@ async fn each_shim_writes_one_request_line_in_its_platforms_format() {
         assert_eq!(line["package"], "left-pad", "{shim:?}: {line}");
         assert_eq!(line["method"], "GET", "{shim:?}: {line}");
         assert_eq!(line["requestId"], id.as_str(), "{shim:?}: {line}");
+        // How the store answered: read, or found unchanged since a read before.
+        assert!(
+            ["read", "unchanged", "fresh"].contains(&line["store"].as_str().unwrap_or_default()),
+            "{shim:?}: {line}"
+        );
+        assert!(line.get("upstream").is_none(), "{shim:?}: {line}");
         // The line as written (for the README's examples: `--nocapture` shows it).
         let process = t.process().expect("a process");
         let written = process.stdout.lock().expect("lock").clone();

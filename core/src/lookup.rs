@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, header};
-use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::answer::Answer;
@@ -13,6 +12,7 @@ use crate::error::Error;
 use crate::names::PackageName;
 use crate::read::{ReadPolicy, StoreReader, StoreStats};
 use crate::store::Store;
+use crate::telemetry::in_span;
 use crate::upstream::{Stale, Upstream};
 
 /// One request's budget, and the instant it runs out.
@@ -128,11 +128,7 @@ impl Lookup {
         let deadline = Deadline::after(self.budget);
         let span = tracing::debug_span!("store", outcome = Empty);
         let began = std::time::Instant::now();
-        let stored = self
-            .reader
-            .stored_tags(name, deadline)
-            .instrument(span.clone())
-            .await;
+        let stored = in_span(&span, self.reader.stored_tags(name, deadline)).await;
         let how = stored
             .as_ref()
             .map_or(crate::read::outcome::ERROR, |(_, how)| *how);
@@ -153,10 +149,7 @@ impl Lookup {
         let via = self.via(request)?;
         let span = tracing::debug_span!("upstream", outcome = Empty);
         let began = std::time::Instant::now();
-        let fetched = upstream
-            .dist_tags(name, &via, deadline.at)
-            .instrument(span.clone())
-            .await;
+        let fetched = in_span(&span, upstream.dist_tags(name, &via, deadline.at)).await;
         let outcome = match &fetched {
             Ok(Some(f)) => f.outcome,
             Ok(None) => "not_found",

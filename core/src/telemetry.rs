@@ -261,6 +261,18 @@ pub(crate) fn write_event(event: &LogEvent) {
     }
 }
 
+/// Polls `future` inside `span`, as `tracing`'s `Instrumented` does, but without a second handle
+/// on the span (a clone, and its close) and without entering the span again to drop the finished
+/// future: on the request path each of those is another look-up of the span.
+pub(crate) async fn in_span<F: Future>(span: &tracing::Span, future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        let _entered = span.enter();
+        future.as_mut().poll(cx)
+    })
+    .await
+}
+
 /// The stream a line goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stream {
