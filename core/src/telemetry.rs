@@ -503,6 +503,33 @@ impl Fields {
         }
     }
 
+    /// Empty fields: spare ones this thread kept (see [`Self::recycle`]), else new ones.
+    fn reused() -> Self {
+        SPARE
+            .try_with(|spare| spare.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Self::with_capacity(12))
+    }
+
+    /// Empties these fields and keeps them for a span this thread makes next, so that a span's
+    /// fields cost no allocation: unless they grew large, or enough are kept.
+    fn recycle(mut self) {
+        if self.kept.capacity() > 64 || self.text.capacity() > 4096 {
+            return;
+        }
+        self.kept.clear();
+        self.text.clear();
+        self.stale = 0;
+        let _ = SPARE.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut()
+                && spare.len() < 16
+            {
+                spare.push(self);
+            }
+        });
+    }
+
     fn put(&mut self, name: &'static str, value: Kept) {
         match self.kept.iter_mut().find(|(k, _)| *k == name) {
             Some(slot) => {
@@ -591,13 +618,7 @@ impl Fields {
         self.get(name)?.as_str()
     }
 
-    /// Takes the field out of the line; its text stays readable through [`Self::text_of`].
-    fn remove(&mut self, name: &str) -> Option<Kept> {
-        let at = self.kept.iter().position(|(k, _)| *k == name)?;
-        Some(self.kept.remove(at).1)
-    }
-
-    /// A removed value's text, or its number as text.
+    /// A kept value's text, or its number as text.
     fn text_of(&self, kept: Option<Kept>) -> Option<std::borrow::Cow<'_, str>> {
         match self.value(kept?) {
             FieldValue::Str(text) => Some(text.into()),
@@ -630,6 +651,11 @@ impl Fields {
         }
         fields
     }
+}
+
+thread_local! {
+    /// Emptied fields of closed request spans, for new spans (see [`Fields::recycle`]).
+    static SPARE: RefCell<Vec<Fields>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The fields a span was given.
@@ -762,7 +788,7 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let mut fields = Fields::with_capacity(12);
+        let mut fields = Fields::reused();
         attrs.record(&mut Visitor {
             fields: &mut fields,
             fresh: true,
@@ -796,7 +822,7 @@ where
             if record {
                 self.record_line(out, level, &fields);
             } else {
-                self.line(out, level, Message::Field("message"), fields);
+                self.line(out, level, Message::Field("message"), &fields);
             }
         });
     }
@@ -820,8 +846,9 @@ where
                     }
                 }
                 self.write(Level::INFO, false, |out| {
-                    self.line(out, Level::INFO, Message::Request, fields);
+                    self.line(out, Level::INFO, Message::Request, &fields);
                 });
+                fields.recycle();
             }
             return;
         }
@@ -840,7 +867,7 @@ where
         );
         fields.put_str("span", span.name());
         self.write(Level::DEBUG, false, |out| {
-            self.line(out, Level::DEBUG, Message::Text(&message), fields);
+            self.line(out, Level::DEBUG, Message::Text(&message), &fields);
         });
     }
 }
@@ -877,38 +904,32 @@ impl PlatformLayer {
 
     /// A line for an ordinary event (a warning of the program, a debug span's close) or for the
     /// request span's close.
-    fn line(&self, out: &mut Vec<u8>, level: Level, message: Message<'_>, mut fields: Fields) {
-        // What the message says is not a field of its own.
-        let said = match message {
-            Message::Field(name) => fields.remove(name),
-            Message::Request => fields.remove("path"),
-            Message::Text(_) => None,
-        };
+    fn line(&self, out: &mut Vec<u8>, level: Level, message: Message<'_>, fields: &Fields) {
+        let placed = Placed::of(fields, message);
         if let LogFormat::Text | LogFormat::Lambda { text: true } = self.format {
             now_into(out);
             let _ = write!(out, " {:>5} ", level.as_str());
-            write_message(out, message, &fields, said, false);
-            text_fields(out, fields.iter());
+            write_message(out, message, fields, &placed, false);
+            // Only the message's own field is left out.
+            let said = placed.said.map(|(at, _)| at);
+            let rest = fields
+                .kept
+                .iter()
+                .enumerate()
+                .filter(|(at, _)| Some(*at) != said);
+            text_fields(out, rest.map(|(_, (k, v))| (*k, fields.value(*v))));
             return;
-        }
-        // Nor are the trace and the request id, which come first.
-        let trace = fields.remove("trace_id");
-        let span_id = fields.remove("span_id");
-        let id = fields.remove("request_id");
-        if id.is_some() {
-            // Lambda's invocation span names the same id `requestId`.
-            fields.remove("requestId");
         }
         let mut json = JsonLine::new(out);
         match &self.format {
             LogFormat::CloudRun { project } => {
                 json.text("severity", severity(level));
                 json.quoted("message", |out| {
-                    write_message(out, message, &fields, said, true);
+                    write_message(out, message, fields, &placed, true);
                 });
                 json.quoted("time", now_into);
-                let trace = trace.map(|t| fields.value(t));
-                let span_id = span_id.map(|s| fields.value(s));
+                let trace = placed.trace.map(|(_, t)| fields.value(t));
+                let span_id = placed.span_id.map(|(_, s)| fields.value(s));
                 for (key, value) in cloud_trace(project.as_deref(), trace, span_id) {
                     json.text(key, &value);
                 }
@@ -921,23 +942,26 @@ impl PlatformLayer {
                 };
                 json.text("level", level);
                 json.quoted("message", |out| {
-                    write_message(out, message, &fields, said, true);
+                    write_message(out, message, fields, &placed, true);
                 });
             }
         }
-        if let Some(id) = id {
+        // The trace and the request id come first.
+        if let Some((_, id)) = placed.id {
             json.field("requestId", fields.value(id));
         }
         if !matches!(self.format, LogFormat::CloudRun { .. }) {
-            if let Some(trace) = trace {
+            if let Some((_, trace)) = placed.trace {
                 json.field("trace_id", fields.value(trace));
             }
-            if let Some(span_id) = span_id {
+            if let Some((_, span_id)) = placed.span_id {
                 json.field("span_id", fields.value(span_id));
             }
         }
-        for (key, value) in fields.iter() {
-            json.field(key, value);
+        for (at, (key, value)) in fields.kept.iter().enumerate() {
+            if !placed.has(at) {
+                json.field(key, fields.value(*value));
+            }
         }
         json.finish();
     }
@@ -1017,6 +1041,56 @@ fn cloud_trace(
     out
 }
 
+/// The fields a JSON line writes in places of their own rather than in the order kept, with
+/// where they are kept: found in one look at the fields.
+#[derive(Default)]
+struct Placed {
+    /// What the message says (the request's path, an event's `message`).
+    said: Option<(usize, Kept)>,
+    trace: Option<(usize, Kept)>,
+    span_id: Option<(usize, Kept)>,
+    /// `request_id`; Lambda's invocation span names the same id `requestId`, left out then.
+    id: Option<(usize, Kept)>,
+    lambda_id: Option<usize>,
+    /// Read for the request's message, and written as fields too.
+    method: Option<Kept>,
+    status: Option<Kept>,
+}
+
+impl Placed {
+    fn of(fields: &Fields, message: Message<'_>) -> Self {
+        let said = match message {
+            Message::Field(name) => name,
+            Message::Request => "path",
+            Message::Text(_) => "",
+        };
+        let mut placed = Self::default();
+        for (at, &(name, kept)) in fields.kept.iter().enumerate() {
+            match name {
+                _ if name == said => placed.said = Some((at, kept)),
+                "trace_id" => placed.trace = Some((at, kept)),
+                "span_id" => placed.span_id = Some((at, kept)),
+                "request_id" => placed.id = Some((at, kept)),
+                "requestId" => placed.lambda_id = Some(at),
+                "method" => placed.method = Some(kept),
+                "status" => placed.status = Some(kept),
+                _ => {}
+            }
+        }
+        placed
+    }
+
+    /// Whether the field kept at `at` has a place of its own in a JSON line.
+    fn has(&self, at: usize) -> bool {
+        let at = Some(at);
+        at == self.said.map(|(i, _)| i)
+            || at == self.trace.map(|(i, _)| i)
+            || at == self.span_id.map(|(i, _)| i)
+            || at == self.id.map(|(i, _)| i)
+            || (self.id.is_some() && at == self.lambda_id)
+    }
+}
+
 /// What a line says.
 #[derive(Clone, Copy)]
 enum Message<'a> {
@@ -1036,7 +1110,7 @@ fn write_message(
     out: &mut Vec<u8>,
     message: Message<'_>,
     fields: &Fields,
-    said: Option<Kept>,
+    placed: &Placed,
     escape: bool,
 ) {
     let text = |out: &mut Vec<u8>, text: &str| {
@@ -1046,16 +1120,17 @@ fn write_message(
             out.extend_from_slice(text.as_bytes());
         }
     };
-    let said = fields.text_of(said);
+    let said = fields.text_of(placed.said.map(|(_, kept)| kept));
     match message {
         Message::Field(_) => text(out, said.as_deref().unwrap_or_default()),
         Message::Text(message) => text(out, message),
         Message::Request => {
-            text(out, fields.str("method").unwrap_or_default());
+            let method = placed.method.map(|m| fields.value(m));
+            text(out, method.and_then(FieldValue::as_str).unwrap_or_default());
             out.push(b' ');
             text(out, said.as_deref().unwrap_or_default());
             out.push(b' ');
-            match fields.get("status") {
+            match placed.status.map(|s| fields.value(s)) {
                 Some(FieldValue::U64(status)) => {
                     out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
                 }
@@ -1070,19 +1145,49 @@ fn write_message(
 
 /// Appends `text` as the inside of a JSON string: quote, backslash and control characters
 /// escaped, everything else as it is (JSON text is UTF-8).
-#[inline]
+// Always inlined: called some twenty times a line, mostly on a few bytes, a call costs as much
+// as the look.
+#[inline(always)]
 fn escape_into(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    // Almost every text needs no escaping: looked at eight bytes at a time, copied at once.
-    let mut words = bytes.chunks_exact(8);
-    let plain = words
-        .by_ref()
-        .all(|word| <[u8; 8]>::try_from(word).is_ok_and(|w| !needs_escape(u64::from_ne_bytes(w))))
-        && !words.remainder().iter().any(|&b| ESCAPED[usize::from(b)]);
-    if plain {
+    if plain(bytes) {
         out.extend_from_slice(bytes);
     } else {
         escape_slowly(out, bytes);
+    }
+}
+
+/// Whether `bytes` needs no escaping, as it almost always does: looked at eight bytes at a time,
+/// the last eight overlapping the words before them (four and four for a text of four to seven
+/// bytes), so that no text is looked at byte by byte unless it is shorter than four.
+#[inline]
+fn plain(bytes: &[u8]) -> bool {
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_ne_bytes)
+    };
+    let half = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_ne_bytes)
+    };
+    let n = bytes.len();
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 < n {
+            if needs_escape(word(at)) {
+                return false;
+            }
+            at += 8;
+        }
+        !needs_escape(word(n - 8))
+    } else if n >= 4 {
+        !needs_escape(u64::from(half(0)) | u64::from(half(n - 4)) << 32)
+    } else {
+        !bytes.iter().any(|&b| ESCAPED[usize::from(b)])
     }
 }
 
@@ -1228,7 +1333,7 @@ mod tests {
         fields: Fields,
     ) -> Vec<u8> {
         let mut out = Vec::new();
-        layer.line(&mut out, level, message, fields);
+        layer.line(&mut out, level, message, &fields);
         out
     }
 
@@ -1395,6 +1500,13 @@ mod tests {
             let back: String = serde_json::from_slice(&out)
                 .unwrap_or_else(|e| panic!("{text:?} as {:?}: {e}", String::from_utf8_lossy(&out)));
             assert_eq!(back, text);
+        }
+        // Plain text of every length takes the fast path (a false alarm would only cost time).
+        for len in 0..=40 {
+            assert!(
+                plain("a-Z.é~".repeat(8).as_bytes().get(..len).unwrap_or_default()),
+                "{len}"
+            );
         }
         // Eight bytes are looked at a time: every character that needs escaping, at every
         // position of texts shorter and longer than a word, among plain and non-ASCII text.
