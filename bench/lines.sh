@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# What request lines cost (issue 15, item 4). Two `disttags serve` (release build) on one file store
-# holding left-pad, one as shipped (one JSON line per request, to a file) and one with RUST_LOG=warn
-# (no request lines), both on CPU 0, wrk on CPU 1 (taskset). For each wrk connection count (1, 10,
-# 100) the two are driven in turn, ROUNDS times each for DURATION, so that a change in the machine's
-# speed falls on both alike; prints a markdown table of the medians: req/s and the server's CPU time
-# (user + system, /proc/PID/stat) per request, and on against off. Figures are printed, never
-# asserted.
+# What request lines cost (issue 15, item 4). Three `disttags serve` (release build) on one file
+# store holding left-pad: one as shipped (one JSON line per request, to a file) and two with
+# RUST_LOG=warn (no request lines), all three on CPU 0 and driven at the same time, each by its own
+# `wrk -t1` on CPU 1 (taskset). Whatever slows the machine during a run slows all three alike, so
+# the ratio of their CPU time (user + system, /proc/PID/stat) per request is steady where the
+# times themselves are not (on a shared VM identical runs in turn differ by a third). The second
+# server without lines is the control: its ratio to the first shows what the method itself makes
+# of two identical servers. For each wrk connection count (1, 10, 100), ROUNDS runs of DURATION;
+# prints a markdown table of medians. Figures are printed, never asserted.
 #
-#   bench/lines.sh [--quick]      (default: 7 rounds of 3 s per cell, about 3 min; --quick: 1 of 1 s)
+#   bench/lines.sh [--quick]      (default: 7 rounds of 3 s per cell, about 1.5 min; --quick: 1 of 1 s)
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -18,7 +20,7 @@ duration=3s
 for arg in "$@"; do
   case "$arg" in
     --quick) rounds=1; duration=1s ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $arg (use --quick)" ;;
   esac
 done
@@ -31,64 +33,75 @@ need taskset "util-linux"
 install_tools wrk
 left_pad_store
 
-on_addr=127.0.0.1:$(free_port)
-off_addr=127.0.0.1:$(free_port)
-DISTTAGS_LOG=stdout taskset -c 0 "$bin/disttags" serve --listen "$on_addr" --store "file://$store" \
-  --upstream off >"$work/on.log" 2>&1 &
-bench_pids+=($!)
-DISTTAGS_LOG=stdout RUST_LOG=warn taskset -c 0 "$bin/disttags" serve --listen "$off_addr" \
-  --store "file://$store" --upstream off >"$work/off.log" 2>&1 &
-bench_pids+=($!)
-on_pid=${bench_pids[0]} off_pid=${bench_pids[1]}
-wait_ok "http://$on_addr/-/ping" 10 || die "disttags serve did not start: $(tail -3 "$work/on.log")"
-wait_ok "http://$off_addr/-/ping" 10 || die "disttags serve (RUST_LOG=warn) did not start: $(tail -3 "$work/off.log")"
+servers=(on off control)
+declare -A addr pid
+for server in "${servers[@]}"; do
+  addr[$server]=127.0.0.1:$(free_port)
+  level=warn
+  [ "$server" = on ] && level=info
+  DISTTAGS_LOG=stdout RUST_LOG=$level taskset -c 0 "$bin/disttags" serve --listen "${addr[$server]}" \
+    --store "file://$store" --upstream off >"$work/$server.log" 2>&1 &
+  bench_pids+=($!)
+  pid[$server]=$!
+done
+for server in "${servers[@]}"; do
+  wait_ok "http://${addr[$server]}/-/ping" 10 ||
+    die "disttags serve ($server) did not start: $(tail -3 "$work/$server.log")"
+done
 
-# cell PID ADDR C -> "req/s cpu_us_per_request"
-cell() {
-  local out before after
-  before=$(cpu_ticks "$1")
-  out=$(taskset -c 1 wrk -t1 -c"$3" -d"$duration" --timeout 30s "http://$2/-/package/left-pad/dist-tags" 2>&1) ||
-    die "wrk failed against $2: $out"
-  after=$(cpu_ticks "$1")
-  awk -v ticks=$((after - before)) -v hz="$tick" '
-    /^Requests\/sec:/ { rps = $2 }
-    / requests in / { n = $1 }
-    /Non-2xx or 3xx responses:/ { bad += $NF }
-    END { if (bad) { print "error " bad " non-2xx answers"; exit }
-          printf "%.0f %.2f\n", rps, n ? ticks / hz / n * 1e6 : 0 }' <<<"$out"
+# round C: every server driven at once for DURATION; appends "c server req/s cpu_us_per_request"
+# per server to $results.
+round() {
+  local server before=() after=() wrk_pids=() i=0
+  for server in "${servers[@]}"; do before+=("$(cpu_ticks "${pid[$server]}")"); done
+  for server in "${servers[@]}"; do
+    taskset -c 1 wrk -t1 -c"$1" -d"$duration" --timeout 30s \
+      "http://${addr[$server]}/-/package/left-pad/dist-tags" >"$work/wrk-$server.out" 2>&1 &
+    wrk_pids+=($!)
+  done
+  for p in "${wrk_pids[@]}"; do
+    wait "$p" || die "wrk failed: $(cat "$work"/wrk-*.out)"
+  done
+  for server in "${servers[@]}"; do after+=("$(cpu_ticks "${pid[$server]}")"); done
+  for server in "${servers[@]}"; do
+    awk -v c="$1" -v s="$server" -v ticks=$((after[i] - before[i])) -v hz="$tick" '
+      /^Requests\/sec:/ { rps = $2 }
+      / requests in / { n = $1 }
+      /Non-2xx or 3xx responses:/ { bad += $NF }
+      END { if (bad || !n) { print "error " s " " bad " non-2xx answers, " n " requests"; exit 1 }
+            printf "%s\t%s\t%.0f\t%.3f\n", c, s, rps, ticks / hz / n * 1e6 }' \
+      "$work/wrk-$server.out" >>"$results" || die "$(tail -1 "$results")"
+    i=$((i + 1))
+  done
 }
 
 results=$work/results.tsv
 : >"$results"
 machine=$(machine_line)
 for c in 1 10 100; do
-  say "c=$c: $rounds rounds of $duration each, lines on and off in turn"
-  for _ in $(seq "$rounds"); do
-    for server in on off; do
-      if [ "$server" = on ]; then row=$(cell "$on_pid" "$on_addr" "$c"); else row=$(cell "$off_pid" "$off_addr" "$c"); fi
-      case $row in error*) die "$server, c=$c: $row" ;; esac
-      printf '%s\t%s\t%s\n' "$c" "$server" "$row" >>"$results"
-    done
-  done
+  say "c=$c: $rounds rounds of $duration, the three servers at once"
+  for _ in $(seq "$rounds"); do round "$c"; done
 done
 lines=$(grep -c '"message"' "$work/on.log" || true)
 [ "$lines" -gt 0 ] || die "the server with request lines on wrote none"
 
 echo
 echo "$machine"
-echo "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown); $rounds rounds of $duration per cell; disttags serve on CPU 0, wrk -t1 on CPU 1; left-pad; lines to a file ($lines written)"
+echo "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown); $rounds rounds of $duration per cell; three disttags serve on CPU 0 driven at once, each by a wrk -t1 on CPU 1; left-pad; lines to a file ($lines written)"
 echo
-python3 - "$results" <<'PY'
+python3 - "$results" "$rounds" <<'PY'
 import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+rounds = int(sys.argv[2])
 cells = {}
-for line in open(sys.argv[1]):
-    c, server, rps, cpu = line.split()
+for c, server, rps, cpu in rows:
     cells.setdefault((int(c), server), []).append((float(rps), float(cpu)))
-print("| wrk connections | lines off: req/s | CPU µs/req | lines on: req/s | CPU µs/req | on vs off |")
-print("|---:|---:|---:|---:|---:|---:|")
+print("| wrk connections | lines off: req/s | CPU µs/req | lines on: req/s | CPU µs/req | on vs off | control vs off |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
 for c in sorted({c for c, _ in cells}):
-    med = {s: (statistics.median(r for r, _ in cells[(c, s)]), statistics.median(u for _, u in cells[(c, s)])) for s in ("on", "off")}
-    (off_rps, off_cpu), (on_rps, on_cpu) = med["off"], med["on"]
-    change = f"{(on_cpu - off_cpu) / off_cpu * 100:+.0f}%" if off_cpu else "-"
-    print(f"| {c} | {off_rps:,.0f} | {off_cpu:.2f} | {on_rps:,.0f} | {on_cpu:.2f} | {change} |")
+    med = lambda s, i: statistics.median(r[i] for r in cells[(c, s)])
+    # Ratios within each round, where the three servers saw the same machine.
+    ratio = lambda s: statistics.median(a[1] / b[1] for a, b in zip(cells[(c, s)], cells[(c, "off")]))
+    print(f"| {c} | {med('off', 0):,.0f} | {med('off', 1):.2f} | {med('on', 0):,.0f} | {med('on', 1):.2f} "
+          f"| {(ratio('on') - 1) * 100:+.1f}% | {(ratio('control') - 1) * 100:+.1f}% |")
 PY
