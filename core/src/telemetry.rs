@@ -744,6 +744,8 @@ impl<'a> JsonLine<'a> {
         Self { out, empty: true }
     }
 
+    // Inlined, as `field` is: called a dozen times a line, the calls cost more than the work.
+    #[inline(always)]
     fn key(&mut self, key: &str) {
         if !std::mem::take(&mut self.empty) {
             self.out.push(b',');
@@ -753,6 +755,7 @@ impl<'a> JsonLine<'a> {
         self.out.extend_from_slice(b"\":");
     }
 
+    #[inline(always)]
     fn field(&mut self, key: &str, value: FieldValue<'_>) {
         self.key(key);
         write_value(self.out, value);
@@ -838,7 +841,8 @@ where
             // than copied; a span around it (Lambda's invocation) adds what it knows.
             let own = span.extensions_mut().remove::<SpanFields>();
             if let Some(SpanFields(mut fields)) = own {
-                for outer in span.scope().skip(1) {
+                // The parents one by one: `scope()` would look the span itself up again first.
+                for outer in std::iter::successors(span.parent(), |outer| outer.parent()) {
                     if let Some(theirs) = outer.extensions().get::<SpanFields>() {
                         for (key, value) in theirs.0.iter() {
                             fields.put_absent(key, value);
