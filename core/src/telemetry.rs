@@ -449,7 +449,8 @@ impl TraceContext {
 
 /// Field values by name, in the order first given; a later value replaces an earlier one. Names
 /// are the fields' own `&'static str`s and text is kept in one buffer, so collecting a line
-/// allocates twice however many fields it has.
+/// allocates twice however many fields it has (a request span's, reused, not at all: see
+/// [`Self::reused`]).
 #[derive(Debug, Default)]
 struct Fields {
     kept: Vec<(&'static str, Kept)>,
@@ -559,7 +560,8 @@ impl Fields {
         self.stale = 0;
     }
 
-    /// Keeps `value`'s text (a replaced value's text stays in the buffer, unused).
+    /// Keeps `value`'s text (a replaced value's text stays in the buffer, unused, until
+    /// [`Self::compact`] drops it).
     fn put_str(&mut self, name: &'static str, value: &str) {
         let kept = self.keep_str(value);
         self.put(name, kept);
