@@ -2,7 +2,7 @@
 //! answered, and any failure is answered and logged here.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -48,23 +48,33 @@ impl Outcome {
     /// Records the outcome, the status and the latency in the request span at once: one record
     /// where four would each look the span up again.
     fn record(&self, span: &Span, status: u16, latency_ms: f64) {
-        let Some(fields) = span.metadata().map(|m| m.fields()) else {
+        /// The four fields, looked up by name in the request span's callsite once.
+        static FIELDS: OnceLock<Option<[Field; 4]>> = OnceLock::new();
+        let Some(metadata) = span.metadata() else {
             return;
         };
-        let field = |name| fields.field(name);
-        let (Some(store), Some(upstream), Some(status_field), Some(latency)) = (
-            field("store"),
-            field("upstream"),
-            field("status"),
-            field("latency_ms"),
-        ) else {
+        let fields = metadata.fields();
+        let looked = FIELDS.get_or_init(|| {
+            let field = |name| fields.field(name);
+            Some([
+                field("store")?,
+                field("upstream")?,
+                field("status")?,
+                field("latency_ms")?,
+            ])
+        });
+        // There is one request span callsite: the check is for its fields being its own.
+        let Some([store, upstream, status_field, latency]) = looked
+            .as_ref()
+            .filter(|[store, ..]| store.callsite() == metadata.callsite())
+        else {
             return;
         };
         let values: [(&Field, Option<&dyn Value>); 4] = [
-            (&store, self.store.as_ref().map(|v| v as &dyn Value)),
-            (&upstream, self.upstream.as_ref().map(|v| v as &dyn Value)),
-            (&status_field, Some(&status)),
-            (&latency, Some(&latency_ms)),
+            (store, self.store.as_ref().map(|v| v as &dyn Value)),
+            (upstream, self.upstream.as_ref().map(|v| v as &dyn Value)),
+            (status_field, Some(&status)),
+            (latency, Some(&latency_ms)),
         ];
         // `value_set` is how tracing's own macros build a record: hidden from its documentation,
         // kept stable with them.

@@ -117,7 +117,7 @@ pub fn install(format: LogFormat, env: &Env) -> Result<(), ConfigError> {
     // per-layer filter's bookkeeping.
     let subscriber = tracing_subscriber::registry()
         .with(filter)
-        .with(PlatformLayer { format });
+        .with(PlatformLayer::new(format));
     if tracing::subscriber::set_global_default(subscriber).is_ok() {
         INSTALLED.store(true, Ordering::Release);
     }
@@ -466,6 +466,9 @@ const STALE_AT: usize = 4 * 1024;
 /// A value as [`Fields`] keeps it: text as a range of its buffer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kept {
+    /// A span's field that has no value yet (`Empty`, or not recorded): its place is kept so
+    /// that a value recorded later goes straight to it, by the field's index.
+    Absent,
     Str(usize, usize),
     U64(u64),
     I64(i64),
@@ -601,28 +604,34 @@ impl Fields {
         }
     }
 
-    fn value(&self, kept: Kept) -> FieldValue<'_> {
-        match kept {
+    fn value(&self, kept: Kept) -> Option<FieldValue<'_>> {
+        Some(match kept {
+            Kept::Absent => return None,
             Kept::Str(at, len) => FieldValue::Str(self.text.get(at..at + len).unwrap_or_default()),
             Kept::U64(n) => FieldValue::U64(n),
             Kept::I64(n) => FieldValue::I64(n),
             Kept::F64(n) => FieldValue::F64(n),
             Kept::Bool(b) => FieldValue::Bool(b),
-        }
+        })
+    }
+
+    /// The value kept at `at`, if it has one.
+    fn at(&self, at: usize) -> Option<FieldValue<'_>> {
+        self.value(self.kept.get(at)?.1)
     }
 
     fn get(&self, name: &str) -> Option<FieldValue<'_>> {
         let (_, kept) = self.kept.iter().find(|(k, _)| *k == name)?;
-        Some(self.value(*kept))
+        self.value(*kept)
     }
 
     fn str(&self, name: &str) -> Option<&str> {
         self.get(name)?.as_str()
     }
 
-    /// A kept value's text, or its number as text.
-    fn text_of(&self, kept: Option<Kept>) -> Option<std::borrow::Cow<'_, str>> {
-        match self.value(kept?) {
+    /// The text of the value kept at `at`, or its number as text.
+    fn text_at(&self, at: Option<usize>) -> Option<std::borrow::Cow<'_, str>> {
+        match self.at(at?)? {
             FieldValue::Str(text) => Some(text.into()),
             other => {
                 let mut text = Vec::new();
@@ -632,8 +641,18 @@ impl Fields {
         }
     }
 
+    /// The fields that have a value, in order.
     fn iter(&self) -> impl Iterator<Item = (&'static str, FieldValue<'_>)> {
-        self.kept.iter().map(|(k, v)| (*k, self.value(*v)))
+        self.kept
+            .iter()
+            .filter_map(|(k, v)| Some((*k, self.value(*v)?)))
+    }
+
+    /// A span's own fields, in its callsite's order, none with a value yet: values recorded
+    /// later (by [`Visitor::own`]) go to their field's index.
+    fn place(&mut self, fields: &tracing::field::FieldSet) {
+        self.kept
+            .extend(fields.iter().map(|field| (field.name(), Kept::Absent)));
     }
 
     /// Every field of the spans from the root down to `span`, inner ones winning.
@@ -666,24 +685,35 @@ struct SpanFields(Fields);
 /// When a debug span began, for its duration in its line.
 struct Began(Instant);
 
-/// Records values into `fields`; for a new span (`fresh`), whose names are distinct, each is
-/// added without looking for an earlier value.
+/// Records values into `fields`: by name, or for a span's own fields (`own`, laid out by
+/// [`Fields::place`]) at the field's index, without looking for its name.
 struct Visitor<'a> {
     fields: &'a mut Fields,
-    fresh: bool,
+    own: bool,
 }
 
 impl<'a> Visitor<'a> {
     fn new(fields: &'a mut Fields) -> Self {
-        Self {
-            fields,
-            fresh: false,
-        }
+        Self { fields, own: false }
     }
 
-    fn keep(&mut self, name: &'static str, value: Kept) {
-        if self.fresh {
-            self.fields.kept.push((name, value));
+    fn own(fields: &'a mut Fields) -> Self {
+        Self { fields, own: true }
+    }
+
+    fn keep(&mut self, field: &Field, value: Kept) {
+        let name = field.name();
+        if self.own
+            && let Some(slot) = self.fields.kept.get_mut(field.index())
+            && std::ptr::eq(slot.0, name)
+        {
+            if let Kept::Str(_, len) = slot.1 {
+                self.fields.stale += len;
+            }
+            slot.1 = value;
+            if self.fields.stale >= STALE_AT {
+                self.fields.compact();
+            }
         } else {
             self.fields.put(name, value);
         }
@@ -693,23 +723,23 @@ impl<'a> Visitor<'a> {
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         let kept = self.fields.keep_str(value);
-        self.keep(field.name(), kept);
+        self.keep(field, kept);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.keep(field.name(), Kept::I64(value));
+        self.keep(field, Kept::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.keep(field.name(), Kept::U64(value));
+        self.keep(field, Kept::U64(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.keep(field.name(), Kept::F64(value));
+        self.keep(field, Kept::F64(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.keep(field.name(), Kept::Bool(value));
+        self.keep(field, Kept::Bool(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         let kept = self.fields.keep_text(format_args!("{value:?}"));
-        self.keep(field.name(), kept);
+        self.keep(field, kept);
     }
 }
 
@@ -783,6 +813,8 @@ impl<'a> JsonLine<'a> {
 /// Shapes each event (and the close of a debug span) as one line in the platform's format.
 struct PlatformLayer {
     format: LogFormat,
+    /// The request span's layout, from the first request span.
+    plan: OnceLock<RequestPlan>,
 }
 
 impl<S> Layer<S> for PlatformLayer
@@ -794,10 +826,8 @@ where
             return;
         };
         let mut fields = Fields::reused();
-        attrs.record(&mut Visitor {
-            fields: &mut fields,
-            fresh: true,
-        });
+        fields.place(attrs.metadata().fields());
+        attrs.record(&mut Visitor::own(&mut fields));
         let mut extensions = span.extensions_mut();
         extensions.insert(SpanFields(fields));
         // Only debug spans get a line of their own, with their duration.
@@ -810,7 +840,7 @@ where
         if let Some(span) = ctx.span(id)
             && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
         {
-            values.record(&mut Visitor::new(&mut fields.0));
+            values.record(&mut Visitor::own(&mut fields.0));
         }
     }
 
@@ -851,8 +881,14 @@ where
                         }
                     }
                 }
+                let metadata = span.metadata();
+                let plan = self.plan.get_or_init(|| RequestPlan::of(metadata));
                 self.write(Level::INFO, false, |out| {
-                    self.line(out, Level::INFO, Message::Request, &fields);
+                    if plan.callsite == metadata.callsite() {
+                        self.request_line(out, plan, &fields);
+                    } else {
+                        self.line(out, Level::INFO, Message::Request, &fields);
+                    }
                 });
                 fields.recycle();
             }
@@ -884,6 +920,13 @@ thread_local! {
 }
 
 impl PlatformLayer {
+    fn new(format: LogFormat) -> Self {
+        Self {
+            format,
+            plan: OnceLock::new(),
+        }
+    }
+
     /// Writes the line `shape` writes: a line of the `record`, a warning or an error at once,
     /// others perhaps with the next flush.
     fn write(&self, level: Level, record: bool, shape: impl FnOnce(&mut Vec<u8>)) {
@@ -908,22 +951,48 @@ impl PlatformLayer {
         }
     }
 
-    /// A line for an ordinary event (a warning of the program, a debug span's close) or for the
-    /// request span's close.
+    /// A line for an ordinary event (a warning of the program, a debug span's close).
     fn line(&self, out: &mut Vec<u8>, level: Level, message: Message<'_>, fields: &Fields) {
         let placed = Placed::of(fields, message);
+        self.line_placed(out, level, message, fields, &placed, &[]);
+    }
+
+    /// The request span's line: as [`Self::line`], laid out as `plan` says.
+    fn request_line(&self, out: &mut Vec<u8>, plan: &RequestPlan, fields: &Fields) {
+        let placed = plan.placed(fields);
+        self.line_placed(
+            out,
+            Level::INFO,
+            Message::Request,
+            fields,
+            &placed,
+            &plan.keys,
+        );
+    }
+
+    /// A line whose fields are `placed`; `keys` are the JSON keys (`,"name":`) of the first
+    /// fields kept, where they are known before (the others' are written from their names).
+    fn line_placed(
+        &self,
+        out: &mut Vec<u8>,
+        level: Level,
+        message: Message<'_>,
+        fields: &Fields,
+        placed: &Placed,
+        keys: &[Box<[u8]>],
+    ) {
         if let LogFormat::Text | LogFormat::Lambda { text: true } = self.format {
             now_into(out);
             let _ = write!(out, " {:>5} ", level.as_str());
-            write_message(out, message, fields, &placed, false);
+            write_message(out, message, fields, placed, false);
             // Only the message's own field is left out.
-            let said = placed.said.map(|(at, _)| at);
             let rest = fields
                 .kept
                 .iter()
                 .enumerate()
-                .filter(|(at, _)| Some(*at) != said);
-            text_fields(out, rest.map(|(_, (k, v))| (*k, fields.value(*v))));
+                .filter(|(at, _)| Some(*at) != placed.said)
+                .filter_map(|(_, (k, v))| Some((*k, fields.value(*v)?)));
+            text_fields(out, rest);
             return;
         }
         let mut json = JsonLine::new(out);
@@ -931,11 +1000,11 @@ impl PlatformLayer {
             LogFormat::CloudRun { project } => {
                 json.text("severity", severity(level));
                 json.quoted("message", |out| {
-                    write_message(out, message, fields, &placed, true);
+                    write_message(out, message, fields, placed, true);
                 });
                 json.quoted("time", now_into);
-                let trace = placed.trace.map(|(_, t)| fields.value(t));
-                let span_id = placed.span_id.map(|(_, s)| fields.value(s));
+                let trace = placed.trace.and_then(|t| fields.at(t));
+                let span_id = placed.span_id.and_then(|s| fields.at(s));
                 for (key, value) in cloud_trace(project.as_deref(), trace, span_id) {
                     json.text(key, &value);
                 }
@@ -948,25 +1017,36 @@ impl PlatformLayer {
                 };
                 json.text("level", level);
                 json.quoted("message", |out| {
-                    write_message(out, message, fields, &placed, true);
+                    write_message(out, message, fields, placed, true);
                 });
             }
         }
         // The trace and the request id come first.
-        if let Some((_, id)) = placed.id {
-            json.field("requestId", fields.value(id));
+        if let Some(id) = placed.id.and_then(|id| fields.at(id)) {
+            json.field("requestId", id);
         }
         if !matches!(self.format, LogFormat::CloudRun { .. }) {
-            if let Some((_, trace)) = placed.trace {
-                json.field("trace_id", fields.value(trace));
+            if let Some(trace) = placed.trace.and_then(|t| fields.at(t)) {
+                json.field("trace_id", trace);
             }
-            if let Some((_, span_id)) = placed.span_id {
-                json.field("span_id", fields.value(span_id));
+            if let Some(span_id) = placed.span_id.and_then(|s| fields.at(s)) {
+                json.field("span_id", span_id);
             }
         }
-        for (at, (key, value)) in fields.kept.iter().enumerate() {
-            if !placed.has(at) {
-                json.field(key, fields.value(*value));
+        for (at, (key, kept)) in fields.kept.iter().enumerate() {
+            if placed.has(at) {
+                continue;
+            }
+            let Some(value) = fields.value(*kept) else {
+                continue;
+            };
+            match keys.get(at) {
+                // Never the first member: the line's time, level and message come before.
+                Some(key) => {
+                    json.out.extend_from_slice(key);
+                    write_value(json.out, value);
+                }
+                None => json.field(key, value),
             }
         }
         json.finish();
@@ -1047,53 +1127,102 @@ fn cloud_trace(
     out
 }
 
-/// The fields a JSON line writes in places of their own rather than in the order kept, with
-/// where they are kept: found in one look at the fields.
-#[derive(Default)]
+/// The fields a JSON line writes in places of their own rather than in the order kept, by where
+/// they are kept: found in one look at the fields' names.
+#[derive(Debug, Default, Clone, PartialEq)]
 struct Placed {
     /// What the message says (the request's path, an event's `message`).
-    said: Option<(usize, Kept)>,
-    trace: Option<(usize, Kept)>,
-    span_id: Option<(usize, Kept)>,
+    said: Option<usize>,
+    trace: Option<usize>,
+    span_id: Option<usize>,
     /// `request_id`; Lambda's invocation span names the same id `requestId`, left out then.
-    id: Option<(usize, Kept)>,
+    id: Option<usize>,
     lambda_id: Option<usize>,
     /// Read for the request's message, and written as fields too.
-    method: Option<Kept>,
-    status: Option<Kept>,
+    method: Option<usize>,
+    status: Option<usize>,
 }
 
 impl Placed {
     fn of(fields: &Fields, message: Message<'_>) -> Self {
+        let mut placed = Self::default();
+        placed.look(fields, message, 0);
+        placed
+    }
+
+    /// Looks at the names kept from `from` on (a later one wins).
+    fn look(&mut self, fields: &Fields, message: Message<'_>, from: usize) {
         let said = match message {
             Message::Field(name) => name,
             Message::Request => "path",
             Message::Text(_) => "",
         };
-        let mut placed = Self::default();
-        for (at, &(name, kept)) in fields.kept.iter().enumerate() {
+        for (at, &(name, _)) in fields.kept.iter().enumerate().skip(from) {
             match name {
-                _ if name == said => placed.said = Some((at, kept)),
-                "trace_id" => placed.trace = Some((at, kept)),
-                "span_id" => placed.span_id = Some((at, kept)),
-                "request_id" => placed.id = Some((at, kept)),
-                "requestId" => placed.lambda_id = Some(at),
-                "method" => placed.method = Some(kept),
-                "status" => placed.status = Some(kept),
+                _ if name == said => self.said = Some(at),
+                "trace_id" => self.trace = Some(at),
+                "span_id" => self.span_id = Some(at),
+                "request_id" => self.id = Some(at),
+                "requestId" => self.lambda_id = Some(at),
+                "method" => self.method = Some(at),
+                "status" => self.status = Some(at),
                 _ => {}
             }
         }
-        placed
     }
 
     /// Whether the field kept at `at` has a place of its own in a JSON line.
     fn has(&self, at: usize) -> bool {
         let at = Some(at);
-        at == self.said.map(|(i, _)| i)
-            || at == self.trace.map(|(i, _)| i)
-            || at == self.span_id.map(|(i, _)| i)
-            || at == self.id.map(|(i, _)| i)
+        at == self.said
+            || at == self.trace
+            || at == self.span_id
+            || at == self.id
             || (self.id.is_some() && at == self.lambda_id)
+    }
+}
+
+/// How the request span's line is laid out, worked out once from its callsite's fields rather
+/// than from their names on every line: where its placed fields are, and each field's JSON key.
+struct RequestPlan {
+    callsite: tracing::callsite::Identifier,
+    /// How many fields the callsite has: the span's own, kept first.
+    own: usize,
+    placed: Placed,
+    /// `,"name":` for each of the callsite's fields, by index.
+    keys: Vec<Box<[u8]>>,
+}
+
+impl RequestPlan {
+    fn of(metadata: &tracing::Metadata<'static>) -> Self {
+        let mut fields = Fields::default();
+        fields.place(metadata.fields());
+        let keys = fields
+            .kept
+            .iter()
+            .map(|(name, _)| {
+                let mut key = b",\"".to_vec();
+                escape_into(&mut key, name);
+                key.extend_from_slice(b"\":");
+                key.into_boxed_slice()
+            })
+            .collect();
+        Self {
+            callsite: metadata.callsite(),
+            own: fields.kept.len(),
+            placed: Placed::of(&fields, Message::Request),
+            keys,
+        }
+    }
+
+    /// Where a request span's `fields` are placed: as planned for its own, looked at for those
+    /// its parents added after them.
+    fn placed(&self, fields: &Fields) -> Placed {
+        let mut placed = self.placed.clone();
+        if fields.kept.len() > self.own {
+            placed.look(fields, Message::Request, self.own);
+        }
+        placed
     }
 }
 
@@ -1126,17 +1255,17 @@ fn write_message(
             out.extend_from_slice(text.as_bytes());
         }
     };
-    let said = fields.text_of(placed.said.map(|(_, kept)| kept));
+    let said = fields.text_at(placed.said);
     match message {
         Message::Field(_) => text(out, said.as_deref().unwrap_or_default()),
         Message::Text(message) => text(out, message),
         Message::Request => {
-            let method = placed.method.map(|m| fields.value(m));
+            let method = placed.method.and_then(|m| fields.at(m));
             text(out, method.and_then(FieldValue::as_str).unwrap_or_default());
             out.push(b' ');
             text(out, said.as_deref().unwrap_or_default());
             out.push(b' ');
-            match placed.status.map(|s| fields.value(s)) {
+            match placed.status.and_then(|s| fields.at(s)) {
                 Some(FieldValue::U64(status)) => {
                     out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
                 }
@@ -1443,9 +1572,7 @@ mod tests {
             }
             fields
         };
-        let json = PlatformLayer {
-            format: LogFormat::Json,
-        };
+        let json = PlatformLayer::new(LogFormat::Json);
         let line: Value = serde_json::from_slice(&line_of(
             &json,
             Level::INFO,
@@ -1465,15 +1592,118 @@ mod tests {
         ))
         .expect("json");
         assert_eq!(line["message"], "GET /-/package/\"a\"/dist-tags abandoned");
-        let text = PlatformLayer {
-            format: LogFormat::Text,
-        };
+        let text = PlatformLayer::new(LogFormat::Text);
         let line = line_of(&text, Level::INFO, Message::Request, request(Some(200)));
         let line = String::from_utf8(line).expect("utf-8");
         assert!(
             line.contains(" INFO GET /-/package/\"a\"/dist-tags 200 request_id=r1 method=GET"),
             "{line}"
         );
+    }
+
+    /// `line` with its time (the one part that differs from one call to the next) taken out.
+    fn timeless(line: &[u8]) -> String {
+        let line = String::from_utf8(line.to_vec()).expect("utf-8");
+        let stamp = "2026-12-02T05:42:22.123Z".len();
+        let at = ["\"timestamp\":\"", "\"time\":\""]
+            .iter()
+            .find_map(|key| line.find(key).map(|at| at + key.len()))
+            .unwrap_or(0);
+        format!("{}{}", &line[..at], &line[at + stamp..])
+    }
+
+    #[test]
+    fn a_request_line_laid_out_by_its_plan_is_the_line_of_its_fields() {
+        // A callsite of the request span's shape; its metadata exists only while it is enabled.
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+        let metadata = tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!(
+                target: REQUEST_TARGET,
+                "request",
+                request_id = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
+                method = tracing::field::Empty,
+                path = tracing::field::Empty,
+                route = tracing::field::Empty,
+                "odd \"name\"" = tracing::field::Empty,
+                status = tracing::field::Empty,
+                latency_ms = tracing::field::Empty,
+            );
+            span.metadata().expect("an enabled span has metadata")
+        });
+        let plan = RequestPlan::of(metadata);
+        assert_eq!(plan.own, 9);
+        let cases: [&[&str]; 3] = [
+            &["request_id", "method", "path", "status", "latency_ms"],
+            &["trace_id", "span_id", "route", "odd \"name\""],
+            // A parent's fields after the span's own: Lambda's invocation span.
+            &["request_id", "path", "requestId", "xrayTraceId"],
+        ];
+        for (round, given) in cases.iter().enumerate() {
+            let mut fields = Fields::default();
+            fields.place(metadata.fields());
+            for (n, name) in given.iter().enumerate() {
+                match *name {
+                    "status" => fields.put("status", Kept::U64(200)),
+                    "latency_ms" => fields.put("latency_ms", Kept::F64(0.25)),
+                    "requestId" => fields.put_absent("requestId", FieldValue::Str("lambda")),
+                    "xrayTraceId" => fields.put_absent("xrayTraceId", FieldValue::Str("1-2-3")),
+                    name => {
+                        let name = fields
+                            .kept
+                            .iter()
+                            .find(|(k, _)| *k == name)
+                            .expect("a field")
+                            .0;
+                        fields.put_str(name, &format!("v{n} \"{name}\""));
+                    }
+                }
+            }
+            for format in [
+                LogFormat::Json,
+                LogFormat::Lambda { text: false },
+                LogFormat::Azure,
+                LogFormat::CloudRun {
+                    project: Some("p".into()),
+                },
+                LogFormat::Text,
+            ] {
+                let layer = PlatformLayer::new(format.clone());
+                let mut planned = Vec::new();
+                layer.request_line(&mut planned, &plan, &fields);
+                let mut looked = Vec::new();
+                layer.line(&mut looked, Level::INFO, Message::Request, &fields);
+                assert_eq!(
+                    timeless(&planned),
+                    timeless(&looked),
+                    "{format:?}, case {round}"
+                );
+                if format == LogFormat::Json {
+                    let line: Value = serde_json::from_slice(&planned).expect("json");
+                    for name in *given {
+                        let key = match *name {
+                            "request_id" => "requestId",
+                            "path" => continue,
+                            key => key,
+                        };
+                        assert!(line.get(key).is_some(), "{key} in {line}");
+                    }
+                    assert_eq!(line.get("path"), None, "{line}");
+                    // A field never given a value is not written at all.
+                    for (name, _) in fields.kept.iter().take(plan.own) {
+                        let key = if *name == "request_id" {
+                            "requestId"
+                        } else {
+                            name
+                        };
+                        if !given.contains(name) {
+                            assert_eq!(line.get(key), None, "{key} in {line}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -1539,11 +1769,9 @@ mod tests {
 
     #[test]
     fn cloud_run_lines_carry_severity_and_the_trace() {
-        let layer = PlatformLayer {
-            format: LogFormat::CloudRun {
-                project: Some("p1".into()),
-            },
-        };
+        let layer = PlatformLayer::new(LogFormat::CloudRun {
+            project: Some("p1".into()),
+        });
         let mut fields = Fields::default();
         fields.put_str("trace_id", "abc");
         fields.put_str("span_id", "12");
