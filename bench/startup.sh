@@ -7,6 +7,7 @@
 # asserted. The store is a file store holding is-odd, left-pad, react and typescript (`.front`).
 #
 #   bench/startup.sh [--quick]      # --quick: 5 starts and 5k requests, for CI
+#   DISTTAGS_METRICS=off bench/startup.sh   # the same without the metrics recorder
 #
 # Every shim listens on 127.0.0.1 except disttags-cloudrun, which binds 0.0.0.0:$PORT as on Cloud Run.
 set -euo pipefail
@@ -18,7 +19,7 @@ requests=100000
 for arg in "$@"; do
   case "$arg" in
     --quick) starts=5; requests=5000 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $arg (use --quick)" ;;
   esac
 done
