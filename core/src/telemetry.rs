@@ -535,17 +535,24 @@ impl Fields {
     }
 
     fn put(&mut self, name: &'static str, value: Kept) {
-        match self.kept.iter_mut().find(|(k, _)| *k == name) {
-            Some(slot) => {
-                if let Kept::Str(_, len) = slot.1 {
-                    self.stale += len;
-                }
-                slot.1 = value;
-                if self.stale >= STALE_AT {
-                    self.compact();
-                }
-            }
+        match self.kept.iter().position(|(k, _)| *k == name) {
+            Some(at) => self.replace(at, value),
             None => self.kept.push((name, value)),
+        }
+    }
+
+    /// Gives the field kept at `at` a new value; the old value's text is stale from now on.
+    #[inline(always)]
+    fn replace(&mut self, at: usize, value: Kept) {
+        let Some(slot) = self.kept.get_mut(at) else {
+            return;
+        };
+        if let Kept::Str(_, len) = slot.1 {
+            self.stale += len;
+        }
+        slot.1 = value;
+        if self.stale >= STALE_AT {
+            self.compact();
         }
     }
 
@@ -704,17 +711,12 @@ impl<'a> Visitor<'a> {
     #[inline(always)]
     fn keep(&mut self, field: &Field, value: Kept) {
         let name = field.name();
+        let at = field.index();
         if self.own
-            && let Some(slot) = self.fields.kept.get_mut(field.index())
-            && std::ptr::eq(slot.0, name)
+            && let Some((kept, _)) = self.fields.kept.get(at)
+            && std::ptr::eq(*kept, name)
         {
-            if let Kept::Str(_, len) = slot.1 {
-                self.fields.stale += len;
-            }
-            slot.1 = value;
-            if self.fields.stale >= STALE_AT {
-                self.fields.compact();
-            }
+            self.fields.replace(at, value);
         } else {
             self.fields.put(name, value);
         }
@@ -782,23 +784,24 @@ impl<'a> JsonLine<'a> {
     // Inlined, as `field` is: called a dozen times a line, the calls cost more than the work.
     #[inline(always)]
     fn key(&mut self, key: &str) {
-        if !std::mem::take(&mut self.empty) {
-            self.out.push(b',');
-        }
-        self.out.push(b'"');
-        escape_into(self.out, key);
-        self.out.extend_from_slice(b"\":");
+        self.key_with(key, escape_into);
     }
 
     /// A key of our own, which needs no escaping.
     #[inline(always)]
     fn known(&mut self, key: &'static str) {
         debug_assert!(plain(key.as_bytes()), "{key}");
+        self.key_with(key, |out, key| out.extend_from_slice(key.as_bytes()));
+    }
+
+    /// `"key":` (after a comma unless it is the first member), the key's text written by `write`.
+    #[inline(always)]
+    fn key_with(&mut self, key: &str, write: impl FnOnce(&mut Vec<u8>, &str)) {
         if !std::mem::take(&mut self.empty) {
             self.out.push(b',');
         }
         self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
+        write(self.out, key);
         self.out.extend_from_slice(b"\":");
     }
 
@@ -1229,9 +1232,13 @@ impl RequestPlan {
             .kept
             .iter()
             .map(|(name, _)| {
-                let mut key = b",\"".to_vec();
-                escape_into(&mut key, name);
-                key.extend_from_slice(b"\":");
+                // A member after others: the key as `JsonLine` writes it there.
+                let mut key = Vec::new();
+                JsonLine {
+                    out: &mut key,
+                    empty: false,
+                }
+                .key(name);
                 key.into_boxed_slice()
             })
             .collect();
